@@ -1,0 +1,1 @@
+"""Citizens, their consents and home district; data export and erasure."""

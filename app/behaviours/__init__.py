@@ -1,0 +1,1 @@
+"""Recording behaviours: partner batches, self-declared actions, crediting, review holds."""

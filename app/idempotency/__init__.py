@@ -1,0 +1,1 @@
+"""Idempotency keys for retried writes (Formance: key + request hash stored with the write)."""

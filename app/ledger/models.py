@@ -1,0 +1,112 @@
+"""Ledger accounts and transfers (TigerBeetle's shape: posted/pending debits and credits per account).
+
+A transfer is never updated or deleted (a trigger refuses it); corrections are new transfers.
+A citizen's available balance (credits_posted - debits_posted - debits_pending) can never be
+negative: the database enforces it with a CHECK.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    DDL,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Uuid,
+    event,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models_base import created_at_column
+
+ACCOUNT_KINDS = ("citizen", "issuance", "merchant", "expiry", "clawback", "reversal", "adjustment")
+
+
+class LedgerAccount(db.Model):
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (
+        CheckConstraint(
+            "debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0",
+            name="amounts_non_negative",
+        ),
+        CheckConstraint(
+            "kind <> 'citizen' OR credits_posted - debits_posted - debits_pending >= 0",
+            name="citizen_available_non_negative",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(96), nullable=False, unique=True)  # "citizen:42", "issuance:metro_trip"
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"), unique=True)
+    debits_posted: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    credits_posted: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    debits_pending: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    credits_pending: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class LedgerTransfer(db.Model):
+    """Moves `amount` points from the debit account to the credit account.
+
+    `pending` transfers are holds; exactly one later transfer names a hold in `pending_id`
+    to post or void it (a unique index guarantees once).
+    """
+
+    __tablename__ = "ledger_transfers"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("debit_account_id <> credit_account_id", name="distinct_accounts"),
+        Index(
+            "uq_ledger_transfers_pending_once",
+            "pending_id",
+            unique=True,
+            postgresql_where=text("pending_id IS NOT NULL"),
+        ),
+        Index("ix_ledger_transfers_citizen_created", "citizen_id", text("created_at DESC"), text("id DESC")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # uuid5 of the idempotency key
+    idempotency_key: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    request_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # earn hold post void expire reverse adjust
+    debit_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), nullable=False, index=True)
+    credit_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), nullable=False, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    pending: Mapped[bool] = mapped_column(nullable=False, default=False)
+    pending_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_transfers.id"))
+    timeout_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))  # whose ledger page shows it
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)  # the explanation
+    created_at: Mapped[datetime] = created_at_column()
+
+
+APPEND_ONLY_FUNCTION = DDL(
+    """
+    CREATE OR REPLACE FUNCTION ledger_transfers_append_only() RETURNS trigger AS $$
+    BEGIN
+        RAISE EXCEPTION 'ledger_transfers is append-only (%% refused)', TG_OP USING ERRCODE = 'restrict_violation';
+    END;
+    $$ LANGUAGE plpgsql
+    """
+)
+APPEND_ONLY_TRIGGER = DDL(
+    """
+    CREATE TRIGGER ledger_transfers_append_only
+    BEFORE UPDATE OR DELETE ON ledger_transfers
+    FOR EACH ROW EXECUTE FUNCTION ledger_transfers_append_only()
+    """
+)
+event.listen(LedgerTransfer.__table__, "after_create", APPEND_ONLY_FUNCTION)
+event.listen(LedgerTransfer.__table__, "after_create", APPEND_ONLY_TRIGGER)

@@ -1,0 +1,1 @@
+"""Partner data providers: registry, signing secrets, request signatures, account bindings."""
