@@ -101,3 +101,47 @@ def truncate_all() -> None:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# ---- shared data helpers (cross-domain); domain-specific fixtures live in tests/<domain>/conftest.py ----
+
+PRIVACY_TERMS_TEST_VERSION = "2026-11"
+
+
+def make_citizen(*, privacy_consent: bool = True, trajectory_scenarios: tuple[str, ...] = ()) -> int:
+    """A citizen with the given consents, flushed in the current session; returns the id."""
+    from app.accounts.models import Citizen, Consent
+
+    citizen = Citizen(status="active")
+    db.session.add(citizen)
+    db.session.flush()
+    if privacy_consent:
+        db.session.add(Consent(citizen_id=citizen.id, kind="privacy", terms_version=PRIVACY_TERMS_TEST_VERSION))
+    for code in trajectory_scenarios:
+        db.session.add(
+            Consent(
+                citizen_id=citizen.id,
+                kind="trajectory",
+                scenario_code=code,
+                terms_version=PRIVACY_TERMS_TEST_VERSION,
+            )
+        )
+    db.session.flush()
+    return citizen.id
+
+
+def bearer_for(citizen_id: int) -> dict[str, str]:
+    from app.auth.tokens import issue_access_token
+
+    token, _ = issue_access_token(f"citizen:{citizen_id}")
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def citizen_id(db_session) -> int:
+    return make_citizen()
+
+
+@pytest.fixture
+def citizen_headers(citizen_id: int) -> dict[str, str]:
+    return bearer_for(citizen_id)

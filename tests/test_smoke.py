@@ -22,3 +22,11 @@ def test_openapi_spec_served(client) -> None:
     response = client.get("/api/v1/openapi.json")
     assert response.status_code == 200
     assert response.get_json()["info"]["title"]
+
+
+def test_citizen_token_round_trip(client, citizen_headers) -> None:
+    # No citizen endpoint exists in the skeleton yet; the token must at least verify.
+    from app.auth.tokens import verify_access_token
+
+    claims = verify_access_token(citizen_headers["Authorization"].split()[1])
+    assert claims.citizen_id is not None
