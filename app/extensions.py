@@ -7,7 +7,7 @@ import redis
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from flask_migrate import Migrate
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
 from flask_sqlalchemy import SQLAlchemy
 from rq import Queue
 from sqlalchemy import MetaData
@@ -27,6 +27,13 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# Query strings obey each schema's own `unknown = RAISE` (webargs would silently drop unknown keys).
+Blueprint.ARGUMENTS_PARSER.DEFAULT_UNKNOWN_BY_LOCATION = {
+    **Blueprint.ARGUMENTS_PARSER.DEFAULT_UNKNOWN_BY_LOCATION,
+    "query": None,
+    "querystring": None,
+}
 migrate = Migrate()
 api = Api()
 

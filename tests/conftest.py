@@ -70,8 +70,12 @@ def redis(app: Flask) -> redis_lib.Redis:
 def db_session(app: Flask) -> Iterator[object]:
     """A session whose work is rolled back after the test; request commits become savepoints."""
     with app.app_context():
-        connection = db.engine.connect()
+        engine = db.engine
+        connection = engine.connect()
         transaction = connection.begin()
+        # Flask-SQLAlchemy's Session.get_bind picks from db.engines for mapped tables, so the
+        # connection must stand in for the engine there as well as in the session's bind.
+        db.engines[None] = connection  # type: ignore[assignment]
         original = db.session
         db.session = db._make_scoped_session({"bind": connection, "join_transaction_mode": "create_savepoint"})
         try:
@@ -79,6 +83,7 @@ def db_session(app: Flask) -> Iterator[object]:
         finally:
             db.session.remove()
             db.session = original
+            db.engines[None] = engine
             transaction.rollback()
             connection.close()
 
@@ -145,3 +150,16 @@ def citizen_id(db_session) -> int:
 @pytest.fixture
 def citizen_headers(citizen_id: int) -> dict[str, str]:
     return bearer_for(citizen_id)
+
+
+@pytest.fixture
+def starter_scenarios(db_session) -> dict[str, object]:
+    """The five seed scenarios loaded from scenarios/methodologies/*.yaml: {code: ScenarioVersion}."""
+    from scenarios.service import load_directory, version_in_force
+
+    load_directory()
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    codes = ("metro_trip", "bus_trip", "bikeshare_ride", "recycling_dropoff", "paperless")
+    return {code: version_in_force(code, now) for code in codes}
