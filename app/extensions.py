@@ -1,8 +1,6 @@
 """Extension singletons, wired to the app in `create_app`."""
 from __future__ import annotations
 
-from typing import Any
-
 import redis
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
@@ -66,10 +64,11 @@ def init_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", "migrations")))
     init_redis(app)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(app.config["REDIS_URL"]))
     limiter.init_app(app)
     api.init_app(app)
 
 
-def engine_options(app_config: dict[str, Any]) -> dict[str, Any]:
-    return dict(app_config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
+def limiter_storage_uri(redis_url: str) -> str:
+    """The `limits` library names a unix-socket Redis `redis+unix://` (the embedded one uses a socket)."""
+    return "redis+" + redis_url if redis_url.startswith("unix://") else redis_url
