@@ -43,10 +43,12 @@ class Config:
     ALIPAY_BASE_URL = _env("ALIPAY_BASE_URL", "https://openapi.alipay.com")
     ALIPAY_APP_ID = _env("ALIPAY_APP_ID", "2021000000000000")
     ALIPAY_PRIVATE_KEY = _env("ALIPAY_PRIVATE_KEY")
+    ALIPAY_PUBLIC_KEY = _env("ALIPAY_PUBLIC_KEY")  # Alipay's key, to verify its answers
     SUISHENBAN_BASE_URL = _env("SUISHENBAN_BASE_URL", "https://zwdt.sh.gov.cn")
     SUISHENBAN_CLIENT_ID = _env("SUISHENBAN_CLIENT_ID", "carbon-dev")
     SUISHENBAN_CLIENT_SECRET = _env("SUISHENBAN_CLIENT_SECRET", "carbon-dev-secret")
-    SUISHENBAN_REDIRECT_URI = _env("SUISHENBAN_REDIRECT_URI", "http://127.0.0.1:5000/m/#/pages/login/callback")
+    # No fragment: RFC 6749 §3.1.2 forbids one; the H5 page reads code/state from location.search.
+    SUISHENBAN_REDIRECT_URI = _env("SUISHENBAN_REDIRECT_URI", "http://127.0.0.1:5000/m/")
     PROVIDER_TIMEOUT = float(_env("PROVIDER_TIMEOUT", "5") or 5)
 
     # Partner API
