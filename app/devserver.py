@@ -35,6 +35,11 @@ def _services() -> dict[str, str]:
     if not redis_url or not reachable(redis_url):
         _say("REDIS_URL unset or unreachable: starting an embedded Redis under instance/dev/redis")
         redis_url = start_embedded_redis(INSTANCE / "redis")
+    if not env.get("ALIPAY_PRIVATE_KEY"):
+        from doubles.__main__ import ensure_demo_keys
+
+        app_key, gateway_public = ensure_demo_keys(ROOT / "instance" / "doubles")
+        env.update(ALIPAY_PRIVATE_KEY=app_key, ALIPAY_PUBLIC_KEY=gateway_public)
     env.update(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
@@ -58,7 +63,7 @@ def main() -> None:
     _say("loading demo data")
     _flask(env, "demo", "load")
     children = [
-        subprocess.Popen([str(BIN / "python"), "-m", "doubles"], env=env, cwd=ROOT),
+        subprocess.Popen([str(BIN / "python"), "-m", "doubles", "--instance", "instance/doubles"], env=env, cwd=ROOT),
         subprocess.Popen([str(BIN / "flask"), "worker"], env=env, cwd=ROOT),
         subprocess.Popen([str(BIN / "flask"), "scheduler"], env=env, cwd=ROOT),
         subprocess.Popen(

@@ -47,7 +47,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--suishenban-redirect-uri",
-        default=_env("SUISHENBAN_REDIRECT_URI", "http://127.0.0.1:5000/m/#/pages/login/callback"),
+        default=_env("SUISHENBAN_REDIRECT_URI", "http://127.0.0.1:5000/m/"),
     )
     parser.add_argument("--instance", default="instance/doubles", help="where a generated demo key goes")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each request (paths only)")
@@ -72,6 +72,16 @@ def _public_pem(key: rsa.RSAPrivateKey) -> str:
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
+
+
+def ensure_demo_keys(instance: Path) -> tuple[str, str]:
+    """(our demo Alipay app private key PEM, the double gateway's public key PEM), created once under instance/."""
+    app_key = _load_or_create_key(instance / "alipay_app_private_key.pem")
+    gateway_key = _load_or_create_key(instance / "alipay_gateway_private_key.pem")
+    app_pem = app_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return app_pem, _public_pem(gateway_key)
 
 
 def main(argv: list[str] | None = None) -> None:
