@@ -1,8 +1,12 @@
-"""Our own JWT access tokens and opaque rotating refresh tokens.
+"""Our own JWT access tokens and the signing keys behind them.
 
 The algorithm is pinned beside each key in `signing_keys`, never read from the token header;
-`kid` is looked up in that table; `exp`, `iat`, `iss`, `aud` and `sub` are required.
-`jwt.decode(` appears only in this module.
+`kid` is looked up in that table; `exp`, `iat`, `iss`, `aud` and `sub` are required; `jku`,
+`jwk` and `x5u` headers are ignored. `jwt.decode(` appears only in this module.
+
+Keys rotate without signing anyone out: `rotate_signing_key()` makes a new key that signs from
+then on while the old one keeps verifying the tokens it signed (≤ 15 minutes' worth) until
+`retire_signing_key(kid)`.
 """
 from __future__ import annotations
 
@@ -10,14 +14,16 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app import crypto
+from app.audit import service as audit
 from app.auth.models import SigningKey
 from app.errors import AppError
 from app.extensions import db
@@ -25,6 +31,7 @@ from app.models_base import utcnow
 
 ALGORITHM = "ES256"
 _KID_MAX = 64
+_KEY_CREATION_LOCK = 0x6A776B6579  # pg advisory lock id: "jwkey"
 
 
 @dataclass(frozen=True)
@@ -63,12 +70,51 @@ def create_signing_key() -> SigningKey:
     return key
 
 
-def active_signing_key() -> SigningKey:
-    """The newest unretired key, created on first use."""
-    key = db.session.scalars(
-        select(SigningKey).where(SigningKey.retired_at.is_(None)).order_by(SigningKey.created_at.desc()).limit(1)
+def _newest_unretired_key() -> SigningKey | None:
+    return db.session.scalars(
+        select(SigningKey)
+        .where(SigningKey.retired_at.is_(None))
+        .order_by(SigningKey.created_at.desc(), SigningKey.kid.desc())
+        .limit(1)
     ).first()
-    return key or create_signing_key()
+
+
+def active_signing_key() -> SigningKey:
+    """The newest unretired key, created on first use.
+
+    Creation takes a transaction-scoped advisory lock and looks again, so a burst of first
+    sign-ins on an empty table makes one key, not one per request.
+    """
+    key = _newest_unretired_key()
+    if key is not None:
+        return key
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _KEY_CREATION_LOCK})
+    return _newest_unretired_key() or create_signing_key()
+
+
+def rotate_signing_key() -> SigningKey:
+    """Start signing with a new key; older keys keep verifying until they are retired."""
+    key = create_signing_key()
+    audit.record("auth.signing_key_created", actor_type="system", object_type="signing_key", object_id=key.kid)
+    return key
+
+
+def retire_signing_key(kid: str) -> bool:
+    """Stop accepting tokens signed by `kid` (at once: its tokens become 401). False if unknown."""
+    key = db.session.get(SigningKey, kid, with_for_update=True)
+    if key is None:
+        return False
+    if key.retired_at is None:
+        key.retired_at = utcnow()
+        db.session.flush()
+        audit.record("auth.signing_key_retired", actor_type="system", object_type="signing_key", object_id=kid)
+    return True
+
+
+def encode_with_key(key: SigningKey, claims: dict[str, Any]) -> str:
+    """Sign `claims` with one of our keys, with its pinned algorithm and its kid in the header."""
+    private = crypto.decrypt(key.private_enc, _key_aad(key.kid))
+    return jwt.encode(claims, private, algorithm=key.algorithm, headers={"kid": key.kid})
 
 
 def issue_access_token(subject: str, role: str = "citizen") -> tuple[str, int]:
@@ -86,9 +132,7 @@ def issue_access_token(subject: str, role: str = "citizen") -> tuple[str, int]:
         "exp": now + timedelta(seconds=ttl),
         "jti": secrets.token_urlsafe(12),
     }
-    private = crypto.decrypt(key.private_enc, _key_aad(key.kid))
-    token = jwt.encode(claims, private, algorithm=key.algorithm, headers={"kid": key.kid})
-    return token, ttl
+    return encode_with_key(key, claims), ttl
 
 
 def verify_access_token(token: str) -> AccessClaims:
@@ -98,7 +142,7 @@ def verify_access_token(token: str) -> AccessClaims:
     except jwt.PyJWTError:
         raise invalid_token() from None
     kid = header.get("kid")
-    if not isinstance(kid, str) or not kid or len(kid) > _KID_MAX or not kid.isalnum():
+    if not isinstance(kid, str) or not kid or len(kid) > _KID_MAX or not kid.isascii() or not kid.isalnum():
         raise invalid_token()
     key = db.session.get(SigningKey, kid)
     if key is None or key.retired_at is not None:
