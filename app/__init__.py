@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask, Response, send_from_directory
+from flask import Flask, Response, g, send_from_directory
 
 from app.config import CONFIGS, normalise_database_url
 from app.errors import register_error_handlers
@@ -27,6 +27,10 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
 
         check_production_config(app.config)
 
+    if app.config["PROXY_FIX_X_FOR"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"])  # type: ignore[method-assign]
     _configure_logging(app)
     _import_models()
     init_extensions(app)
@@ -77,7 +81,7 @@ def _register_request_boundary(app: Flask) -> None:
 
     @app.after_request
     def _commit_or_rollback(response: Response) -> Response:
-        if response.status_code < 400:
+        if response.status_code < 400 or g.get("commit_on_error"):
             try:
                 db.session.commit()
             except Exception:

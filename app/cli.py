@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from app.extensions import db
 
 
 def register_cli(app: Flask) -> None:
@@ -18,3 +21,29 @@ def register_cli(app: Flask) -> None:
     from scenarios.cli import scenarios_cli
 
     app.cli.add_command(scenarios_cli)
+    app.cli.add_command(keys_cli)
+
+
+keys_cli = AppGroup("keys", help="JWT signing keys.")
+
+
+@keys_cli.command("rotate")
+def rotate_key() -> None:
+    """Create a new signing key; tokens signed with older keys stay valid until those are retired."""
+    from app.auth.tokens import rotate_signing_key
+
+    key = rotate_signing_key()
+    db.session.commit()
+    click.echo(f"new signing key {key.kid}")
+
+
+@keys_cli.command("retire")
+@click.argument("kid")
+def retire_key(kid: str) -> None:
+    """Retire a signing key: tokens it signed are refused from now on."""
+    from app.auth.tokens import retire_signing_key
+
+    if not retire_signing_key(kid):
+        raise click.ClickException(f"no signing key {kid}")
+    db.session.commit()
+    click.echo(f"retired signing key {kid}")

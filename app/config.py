@@ -79,6 +79,10 @@ class Config:
 
     SWEEPER_AFTER_SECONDS = 60
 
+    # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted (rate limits
+    # key on the client address, so behind a proxy this must be set).
+    PROXY_FIX_X_FOR = int(_env("PROXY_FIX_X_FOR", "0") or 0)
+
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"

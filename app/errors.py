@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 
@@ -29,6 +29,8 @@ class AppError(Exception):
         self.message_zh = message_zh
         self.status = status
         self.details = details
+        # Set when the refusal must still commit what was recorded (e.g. a failed-login audit row).
+        self.keep_changes = False
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -84,6 +86,8 @@ def not_found(what: str = "resource", what_zh: str = "资源") -> AppError:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(err: AppError):  # type: ignore[no-untyped-def]
+        if err.keep_changes:
+            g.commit_on_error = True
         response = jsonify(err.to_dict())
         response.status_code = err.status
         if err.status == 401:

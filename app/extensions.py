@@ -32,6 +32,8 @@ Blueprint.ARGUMENTS_PARSER.DEFAULT_UNKNOWN_BY_LOCATION = {
     "query": None,
     "querystring": None,
 }
+# We answer invalid input with 400 (our error handler); the OpenAPI spec documents the same.
+Blueprint.ARGUMENTS_PARSER.DEFAULT_VALIDATION_STATUS = 400
 migrate = Migrate()
 api = Api()
 

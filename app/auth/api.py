@@ -22,7 +22,7 @@ from app.auth.schemas import (
     AuthTokensSchema,
 )
 from app.errors import AppError
-from app.extensions import db, limiter
+from app.extensions import limiter
 
 blp = Blueprint("auth", __name__, description="Sign-in (WeChat, Alipay, Suishenban 随申办), tokens, linked sign-ins")
 
@@ -35,12 +35,12 @@ def _auth_limit() -> str:
 
 
 def _keeping_security_records(action: Callable[[], T]) -> T:
-    """Run `action`; if it refuses, commit what it recorded first (the failed-login audit row,
-    a revoked token family), because the request boundary rolls back every error answer."""
+    """Run `action`; if it refuses, the request boundary still commits what it recorded (the
+    failed-login audit row, a revoked token family) instead of rolling the error back."""
     try:
         return action()
-    except AppError:
-        db.session.commit()
+    except AppError as error:
+        error.keep_changes = True
         raise
 
 
