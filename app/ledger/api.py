@@ -1,6 +1,34 @@
-"""HTTP routes for ledger: parse, call the service, dump. No business rules here."""
+"""HTTP routes for the personal carbon account and the ledger: parse, call the service, dump."""
 from __future__ import annotations
 
+from typing import Any
+
+from flask import g
 from flask_smorest import Blueprint
 
-blp = Blueprint("ledger", __name__, description="ledger")
+from app.auth.guard import BEARER_SECURITY, citizen_required
+from app.ledger.account import account_summary
+from app.ledger.schemas import CarbonAccountSchema, LedgerPageSchema
+from app.ledger.service import ledger_entries
+from app.pagination import CursorArgs
+
+blp = Blueprint("ledger", __name__, description="The personal carbon account and points ledger")
+
+
+@blp.route("/me/account", methods=["GET"])
+@citizen_required
+@blp.doc(security=BEARER_SECURITY)
+@blp.response(200, CarbonAccountSchema)
+def my_account() -> dict[str, Any]:
+    """Points, CO2e avoided (today, month, year, all time), per scenario, the last 30 days, equivalents."""
+    return account_summary(g.citizen_id)
+
+
+@blp.route("/me/ledger", methods=["GET"])
+@citizen_required
+@blp.doc(security=BEARER_SECURITY)
+@blp.arguments(CursorArgs, location="query", as_kwargs=True)
+@blp.response(200, LedgerPageSchema)
+def my_ledger(cursor: str | None, limit: int) -> dict[str, Any]:
+    """Every point earned, spent, expired or reversed, newest first, each entry explaining itself."""
+    return ledger_entries(g.citizen_id, cursor=cursor, limit=limit)

@@ -1,0 +1,751 @@
+"""The points ledger: earnings in bulk, single transfers, two-phase holds, balances and invariants.
+
+Rules every function here keeps (DESIGN §The ledger, SECURITY §Ledger integrity):
+- A transfer's id is uuid5 of its idempotency key, stored with a hash of the request in the same
+  transaction: a replay returns the first transfer, a replay with other input is refused (422).
+- Balances change in the same transaction as the transfer. Account rows are locked in one global
+  order — citizen accounts by id, then system accounts (pools, merchants, ...) by id — so two
+  transactions never wait on each other in a cycle; a citizen's debit is also a conditional update,
+  and the database CHECK `citizen_available_non_negative` is the last line of defence.
+- Services flush, never commit: the request or job boundary commits.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import AppError
+from app.extensions import db
+from app.ledger.models import ACCOUNT_KINDS, LedgerTransfer
+from app.models_base import utcnow
+from app.pagination import decode_cursor, page
+
+LEDGER_NAMESPACE = uuid.UUID("6f1c2a54-3b0e-5d7a-9c1e-2f4b8a6d0e31")
+
+# Kinds written only by the two-phase functions (hold, post_pending, void_pending).
+TWO_PHASE_KINDS = ("hold", "post", "void")
+
+# A citizen may only be debited while this holds (kept in one place so a test can prove the CHECK
+# behind it still answers 409 if this guard were ever wrong).
+_AVAILABLE_GUARD = "(kind <> 'citizen' OR credits_posted - debits_posted - debits_pending >= :amount)"
+
+
+def transfer_id_for(idempotency_key: str) -> uuid.UUID:
+    """The transfer id is derived from the key, so a rerun produces the same id (and no new row)."""
+    return uuid.uuid5(LEDGER_NAMESPACE, idempotency_key)
+
+
+def citizen_account_code(citizen_id: int) -> str:
+    return f"citizen:{citizen_id}"
+
+
+def issuance_account_code(scenario_code: str) -> str:
+    return f"issuance:{scenario_code}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+def insufficient_points() -> AppError:
+    return AppError("insufficient_points", "Not enough points.", "积分不足。", 409)
+
+
+def idempotency_key_reused() -> AppError:
+    return AppError(
+        "idempotency_key_reused",
+        "This idempotency key was already used for a different request.",
+        "该幂等键已用于另一个不同的请求。",
+        422,
+    )
+
+
+def hold_not_found() -> AppError:
+    return AppError("hold_not_found", "The held points were not found.", "未找到该笔冻结积分。", 404)
+
+
+def hold_already_resolved() -> AppError:
+    return AppError(
+        "hold_already_resolved",
+        "These held points were already settled or released.",
+        "该笔冻结积分已结算或已释放。",
+        409,
+    )
+
+
+def hold_expired() -> AppError:
+    return AppError(
+        "hold_expired",
+        "The hold has expired; the points can only be released.",
+        "该笔冻结已过期，积分只能退回。",
+        409,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Earnings: the crediting hot path
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Earning:
+    idempotency_key: str  # e.g. "earn:event:123"
+    citizen_id: int
+    scenario_code: str  # the pool "issuance:<scenario_code>" is debited
+    amount: int  # points, > 0
+    event_id: int | None
+    details: dict[str, Any] = field(default_factory=dict)  # the explanation shown to the citizen
+
+
+_INSERT_ACCOUNTS = text(
+    """
+    INSERT INTO ledger_accounts (code, kind, citizen_id, debits_posted, credits_posted, debits_pending, credits_pending)
+    SELECT code, kind, citizen_id, 0, 0, 0, 0
+    FROM unnest(CAST(:codes AS text[]), CAST(:kinds AS text[]), CAST(:citizen_ids AS bigint[]))
+         AS v(code, kind, citizen_id)
+    ORDER BY code
+    ON CONFLICT DO NOTHING
+    """
+)
+
+# Insert the batch's transfers (in key order, so concurrent batches sharing keys cannot deadlock on
+# the unique index) and return, per account, what the NEWLY inserted ones add: replays add nothing.
+# ON CONFLICT without a target: the id (uuid5 of the key) is what is unique, and a replayed key
+# must do nothing whatever constraint it meets first (seen in the concurrency test).
+_INSERT_EARNINGS = text(
+    """
+    WITH inserted AS (
+        INSERT INTO ledger_transfers
+            (id, idempotency_key, kind, debit_account_id, credit_account_id, amount, pending,
+             citizen_id, event_id, details)
+        SELECT v.id, v.key, 'earn', pool.id, citizen.id, v.amount, false, v.citizen_id, v.event_id,
+               coalesce(v.details, '{}')
+        FROM jsonb_to_recordset(CAST(:batch AS jsonb))
+             AS v(id uuid, key text, citizen_id bigint, pool text, amount bigint, event_id bigint, details jsonb)
+        JOIN ledger_accounts citizen ON citizen.citizen_id = v.citizen_id
+        JOIN ledger_accounts pool ON pool.code = v.pool
+        ORDER BY v.key
+        ON CONFLICT DO NOTHING
+        RETURNING debit_account_id, credit_account_id, amount
+    )
+    SELECT account_id, sum(credit) AS credit, sum(debit) AS debit
+    FROM (
+        SELECT credit_account_id AS account_id, amount AS credit, 0 AS debit FROM inserted
+        UNION ALL
+        SELECT debit_account_id, 0, amount FROM inserted
+    ) AS moves
+    GROUP BY account_id
+    """
+)
+
+# FOR NO KEY UPDATE, not FOR UPDATE: inserting a transfer takes FOR KEY SHARE on both accounts
+# (the foreign-key check), which FOR UPDATE conflicts with. With FOR UPDATE, a batch inserting its
+# transfers waits for a batch holding account locks while that one waits for the first's key-share
+# locks: the concurrency test deadlocked exactly so. NO KEY UPDATE is the lock an UPDATE of the
+# balance columns takes anyway, so it still serialises every balance change.
+_LOCK_ACCOUNTS = text(
+    """
+    SELECT id FROM ledger_accounts
+    WHERE id = ANY(CAST(:ids AS bigint[]))
+    ORDER BY (kind <> 'citizen'), id
+    FOR NO KEY UPDATE
+    """
+)
+
+_ADD_POSTED = text(
+    """
+    UPDATE ledger_accounts AS a
+    SET credits_posted = a.credits_posted + v.credit, debits_posted = a.debits_posted + v.debit
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:credits AS bigint[]), CAST(:debits AS bigint[]))
+         AS v(id, credit, debit)
+    WHERE a.id = v.id
+    """
+)
+
+
+def post_earnings(earnings: Sequence[Earning]) -> dict[str, uuid.UUID]:
+    """Credit a batch of earnings (issuance pool -> citizen), set-based, idempotent per key.
+
+    Four statements whatever the batch size: create missing accounts; insert the transfers
+    (ON CONFLICT DO NOTHING, so a rerun inserts nothing); lock the touched accounts in the global
+    order; add the new amounts with one UPDATE, which touches each issuance pool once with the
+    batch's total. Returns key -> transfer id for every given key.
+
+    Bulk parameters are short statement texts with array or JSON parameters, never a multi-row
+    VALUES list (DESIGN: 2.6x slower through psycopg 3). The transfers travel as ONE JSON document
+    read by jsonb_to_recordset(): as a text[] of per-row JSON, psycopg's array dumper escaped every
+    quote with a regex — measured 0.46 s of a 0.9 s batch of 5,000.
+    """
+    unique = _unique_by_key(earnings)
+    if not unique:
+        return {}
+    db.session.flush()
+
+    citizen_ids = sorted({e.citizen_id for e in unique})
+    pools = sorted({issuance_account_code(e.scenario_code) for e in unique})
+    _ensure_accounts(
+        [(citizen_account_code(c), "citizen", c) for c in citizen_ids] + [(p, "issuance", None) for p in pools]
+    )
+
+    ids = {e.idempotency_key: transfer_id_for(e.idempotency_key) for e in unique}
+    rows = [
+        {
+            "id": str(ids[e.idempotency_key]),
+            "key": e.idempotency_key,
+            "citizen_id": e.citizen_id,
+            "pool": issuance_account_code(e.scenario_code),
+            "amount": e.amount,
+            "event_id": e.event_id,
+            "details": e.details,
+        }
+        for e in unique
+    ]
+    batch = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=str)
+    deltas = db.session.execute(_INSERT_EARNINGS, {"batch": batch}).all()
+    _add_posted({row.account_id: (int(row.credit), int(row.debit)) for row in deltas})
+    return ids
+
+
+def _unique_by_key(earnings: Sequence[Earning]) -> list[Earning]:
+    """One earning per key (the first); a key repeated with other content is a caller bug."""
+    seen: dict[str, Earning] = {}
+    for earning in earnings:
+        if earning.amount <= 0:
+            raise ValueError(f"earning {earning.idempotency_key!r}: amount must be positive")
+        first = seen.setdefault(earning.idempotency_key, earning)
+        if first != earning:
+            raise ValueError(f"earning key {earning.idempotency_key!r} appears twice with different content")
+    return list(seen.values())
+
+
+def _ensure_accounts(accounts: list[tuple[str, str, int | None]]) -> None:
+    """Create missing accounts; rows sorted by code so concurrent creators queue instead of deadlocking."""
+    accounts = sorted(accounts)
+    db.session.execute(
+        _INSERT_ACCOUNTS,
+        {
+            "codes": [code for code, _, _ in accounts],
+            "kinds": [kind for _, kind, _ in accounts],
+            "citizen_ids": [citizen_id for _, _, citizen_id in accounts],
+        },
+    )
+
+
+def _add_posted(deltas: dict[int, tuple[int, int]]) -> None:
+    """Lock the accounts in the global order, then add (credit, debit) to each with one UPDATE."""
+    if not deltas:
+        return
+    ids = sorted(deltas)
+    db.session.execute(_LOCK_ACCOUNTS, {"ids": ids}).all()
+    db.session.execute(
+        _ADD_POSTED,
+        {"ids": ids, "credits": [deltas[i][0] for i in ids], "debits": [deltas[i][1] for i in ids]},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Single transfers and two-phase holds
+# ---------------------------------------------------------------------------------------------
+
+
+def transfer(
+    idempotency_key: str,
+    debit_code: str,
+    credit_code: str,
+    amount: int,
+    kind: str,
+    *,
+    citizen_id: int | None = None,
+    details: dict[str, Any] | None = None,
+    request_hash: bytes | None = None,
+) -> LedgerTransfer:
+    """Post `amount` points from one account to another at once.
+
+    A citizen's available balance never goes below zero (409 insufficient_points). The same key
+    again returns the first transfer; with a different request (hash) it is refused (422). When no
+    request_hash is given, one is computed from kind, accounts and amount.
+    """
+    if kind in TWO_PHASE_KINDS:
+        raise ValueError(f"kind {kind!r} is reserved for hold/post_pending/void_pending")
+    request_hash = request_hash or _request_hash(kind, debit_code, credit_code, amount)
+    return _write_transfer(
+        idempotency_key,
+        debit_code,
+        credit_code,
+        amount,
+        kind,
+        pending=False,
+        citizen_id=citizen_id if citizen_id is not None else _citizen_of(debit_code, credit_code),
+        details=details,
+        request_hash=request_hash,
+        timeout_at=None,
+    )
+
+
+def hold(
+    idempotency_key: str,
+    citizen_id: int,
+    credit_code: str,
+    amount: int,
+    *,
+    timeout_at: datetime,
+    details: dict[str, Any] | None = None,
+    request_hash: bytes | None = None,
+) -> LedgerTransfer:
+    """Reserve a citizen's points for `credit_code` (pending); exactly one post or void resolves it.
+
+    The citizen's debits_pending grows (only while available >= amount, else 409) and the other
+    side's credits_pending grows; nothing is posted until post_pending.
+    """
+    debit_code = citizen_account_code(citizen_id)
+    request_hash = request_hash or _request_hash("hold", debit_code, credit_code, amount)
+    return _write_transfer(
+        idempotency_key,
+        debit_code,
+        credit_code,
+        amount,
+        "hold",
+        pending=True,
+        citizen_id=citizen_id,
+        details=details,
+        request_hash=request_hash,
+        timeout_at=timeout_at,
+    )
+
+
+def post_pending(pending_id: uuid.UUID, idempotency_key: str) -> LedgerTransfer:
+    """Settle a hold: its amount moves from pending to posted on both accounts. Once only.
+
+    A hold past its timeout can no longer be posted (409 hold_expired); it can only be voided.
+    """
+    return _resolve(pending_id, idempotency_key, "post")
+
+
+def void_pending(pending_id: uuid.UUID, idempotency_key: str) -> LedgerTransfer:
+    """Release a hold: the pending amounts are removed and the citizen has the points back. Once only."""
+    return _resolve(pending_id, idempotency_key, "void")
+
+
+_INSERT_TRANSFER = text(
+    """
+    INSERT INTO ledger_transfers
+        (id, idempotency_key, request_hash, kind, debit_account_id, credit_account_id, amount, pending,
+         pending_id, timeout_at, citizen_id, event_id, details)
+    VALUES (:id, :key, :request_hash, :kind, :debit_id, :credit_id, :amount, :pending,
+            :pending_id, :timeout_at, :citizen_id, NULL, CAST(:details AS jsonb))
+    ON CONFLICT DO NOTHING
+    RETURNING id
+    """
+)
+
+_ACCOUNT_IDS = text("SELECT code, id FROM ledger_accounts WHERE code = ANY(CAST(:codes AS text[]))")
+
+_DEBIT_POSTED = text(
+    f"UPDATE ledger_accounts SET debits_posted = debits_posted + :amount WHERE id = :id AND {_AVAILABLE_GUARD}"
+)
+_DEBIT_PENDING = text(
+    f"UPDATE ledger_accounts SET debits_pending = debits_pending + :amount WHERE id = :id AND {_AVAILABLE_GUARD}"
+)
+_CREDIT_POSTED = text("UPDATE ledger_accounts SET credits_posted = credits_posted + :amount WHERE id = :id")
+_CREDIT_PENDING = text("UPDATE ledger_accounts SET credits_pending = credits_pending + :amount WHERE id = :id")
+
+# Resolving a hold: (debit side, credit side) updates. Posting keeps the citizen's available
+# balance as it is (pending becomes posted); voiding gives the points back.
+_RESOLVE_UPDATES = {
+    "post": (
+        "debits_pending = debits_pending - :amount, debits_posted = debits_posted + :amount",
+        "credits_pending = credits_pending - :amount, credits_posted = credits_posted + :amount",
+    ),
+    "void": ("debits_pending = debits_pending - :amount", "credits_pending = credits_pending - :amount"),
+}
+
+
+def _write_transfer(
+    idempotency_key: str,
+    debit_code: str,
+    credit_code: str,
+    amount: int,
+    kind: str,
+    *,
+    pending: bool,
+    citizen_id: int | None,
+    details: dict[str, Any] | None,
+    request_hash: bytes,
+    timeout_at: datetime | None,
+) -> LedgerTransfer:
+    if amount <= 0:
+        raise ValueError("amount must be positive")
+    if debit_code == credit_code:
+        raise ValueError("a transfer needs two different accounts")
+    db.session.flush()
+    existing = _existing(idempotency_key)
+    if existing is not None:
+        return _replayed(existing, request_hash)
+
+    try:
+        with db.session.begin_nested():  # a refused transfer leaves nothing behind, even if caught
+            ids = _account_ids([debit_code, credit_code])
+            _lock_accounts(ids.values())
+            inserted = db.session.execute(
+                _INSERT_TRANSFER,
+                {
+                    "id": transfer_id_for(idempotency_key),
+                    "key": idempotency_key,
+                    "request_hash": request_hash,
+                    "kind": kind,
+                    "debit_id": ids[debit_code],
+                    "credit_id": ids[credit_code],
+                    "amount": amount,
+                    "pending": pending,
+                    "pending_id": None,
+                    "timeout_at": timeout_at,
+                    "citizen_id": citizen_id,
+                    "details": json.dumps(details or {}, ensure_ascii=False, default=str),
+                },
+            ).first()
+            if inserted is not None:
+                debit = _DEBIT_PENDING if pending else _DEBIT_POSTED
+                if db.session.execute(debit, {"id": ids[debit_code], "amount": amount}).rowcount != 1:
+                    raise insufficient_points()
+                credit = _CREDIT_PENDING if pending else _CREDIT_POSTED
+                db.session.execute(credit, {"id": ids[credit_code], "amount": amount})
+    except IntegrityError as exc:
+        if "citizen_available_non_negative" in str(exc.orig):
+            raise insufficient_points() from exc
+        raise
+    if inserted is None:  # a concurrent request with the same key committed first
+        return _replayed(_required(idempotency_key), request_hash)
+    return _loaded(transfer_id_for(idempotency_key))
+
+
+def _resolve(pending_id: uuid.UUID, idempotency_key: str, kind: str) -> LedgerTransfer:
+    db.session.flush()
+    existing = _existing(idempotency_key)
+    if existing is not None:
+        if existing.kind == kind and existing.pending_id == pending_id:
+            return existing
+        raise idempotency_key_reused()
+
+    held = db.session.get(LedgerTransfer, pending_id)
+    if held is None or not held.pending:
+        raise hold_not_found()
+    if kind == "post" and held.timeout_at is not None and utcnow() >= held.timeout_at:
+        raise hold_expired()
+
+    debit_sql, credit_sql = _RESOLVE_UPDATES[kind]
+    with db.session.begin_nested():
+        _lock_accounts([held.debit_account_id, held.credit_account_id])
+        # The partial unique index on pending_id lets exactly one resolution in; a concurrent one
+        # waits here for the first to commit and then inserts nothing.
+        inserted = db.session.execute(
+            _INSERT_TRANSFER,
+            {
+                "id": transfer_id_for(idempotency_key),
+                "key": idempotency_key,
+                "request_hash": _request_hash(kind, str(pending_id), "", held.amount),
+                "kind": kind,
+                "debit_id": held.debit_account_id,
+                "credit_id": held.credit_account_id,
+                "amount": held.amount,
+                "pending": False,
+                "pending_id": pending_id,
+                "timeout_at": None,
+                "citizen_id": held.citizen_id,
+                "details": json.dumps(held.details, ensure_ascii=False, default=str),
+            },
+        ).first()
+        if inserted is not None:
+            params = {"amount": held.amount}
+            db.session.execute(
+                text(f"UPDATE ledger_accounts SET {debit_sql} WHERE id = :id"), {**params, "id": held.debit_account_id}
+            )
+            db.session.execute(
+                text(f"UPDATE ledger_accounts SET {credit_sql} WHERE id = :id"),
+                {**params, "id": held.credit_account_id},
+            )
+    if inserted is None:
+        winner = _existing(idempotency_key)
+        if winner is not None:  # the same key won a race: a replay
+            return winner if winner.kind == kind and winner.pending_id == pending_id else _raise_reused()
+        raise hold_already_resolved()
+    return _loaded(transfer_id_for(idempotency_key))
+
+
+def _raise_reused() -> LedgerTransfer:
+    raise idempotency_key_reused()
+
+
+def _account_ids(codes: list[str]) -> dict[str, int]:
+    """Ids of the given accounts, creating the missing ones (kind = the code's prefix)."""
+    rows = dict(db.session.execute(_ACCOUNT_IDS, {"codes": codes}).tuples().all())
+    missing = [code for code in codes if code not in rows]
+    if missing:
+        _ensure_accounts([_new_account(code) for code in missing])
+        rows = dict(db.session.execute(_ACCOUNT_IDS, {"codes": codes}).tuples().all())
+    return rows
+
+
+def _new_account(code: str) -> tuple[str, str, int | None]:
+    kind, _, ident = code.partition(":")
+    if kind not in ACCOUNT_KINDS or not ident:
+        raise ValueError(f"unknown ledger account code {code!r}")
+    if kind == "citizen":
+        if not ident.isdigit():
+            raise ValueError(f"bad citizen account code {code!r}")
+        return code, kind, int(ident)
+    return code, kind, None
+
+
+def _lock_accounts(ids: Any) -> None:
+    db.session.execute(_LOCK_ACCOUNTS, {"ids": sorted(set(ids))}).all()
+
+
+def _citizen_of(*codes: str) -> int | None:
+    """Whose ledger page shows a transfer by default: the citizen on either side, if any."""
+    for code in codes:
+        kind, _, ident = code.partition(":")
+        if kind == "citizen" and ident.isdigit():
+            return int(ident)
+    return None
+
+
+def _request_hash(kind: str, debit_code: str, credit_code: str, amount: int) -> bytes:
+    return hashlib.sha256(f"{kind}\n{debit_code}\n{credit_code}\n{amount}".encode()).digest()
+
+
+def _existing(idempotency_key: str) -> LedgerTransfer | None:
+    return db.session.scalars(
+        select(LedgerTransfer).where(LedgerTransfer.idempotency_key == idempotency_key)
+    ).first()
+
+
+def _required(idempotency_key: str) -> LedgerTransfer:
+    found = _existing(idempotency_key)
+    if found is None:
+        raise RuntimeError(f"transfer {idempotency_key!r} vanished")
+    return found
+
+
+def _loaded(transfer_id: uuid.UUID) -> LedgerTransfer:
+    found = db.session.get(LedgerTransfer, transfer_id)
+    if found is None:
+        raise RuntimeError(f"transfer {transfer_id} not found")
+    return found
+
+
+def _replayed(existing: LedgerTransfer, request_hash: bytes) -> LedgerTransfer:
+    if existing.request_hash != request_hash:
+        raise idempotency_key_reused()
+    return existing
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Balances:
+    available: int  # may be spent now
+    held: int  # reserved by unresolved holds (claimed coupons not yet redeemed)
+    earned_total: int  # every point ever credited and posted to the citizen
+    spent_total: int  # every point ever debited and posted (redeemed, expired, reversed)
+
+
+def account_balances(citizen_id: int) -> Balances:
+    row = db.session.execute(
+        text(
+            "SELECT credits_posted, debits_posted, debits_pending FROM ledger_accounts WHERE citizen_id = :citizen_id"
+        ),
+        {"citizen_id": citizen_id},
+    ).first()
+    if row is None:
+        return Balances(available=0, held=0, earned_total=0, spent_total=0)
+    credits_posted, debits_posted, debits_pending = row
+    return Balances(
+        available=credits_posted - debits_posted - debits_pending,
+        held=debits_pending,
+        earned_total=credits_posted,
+        spent_total=debits_posted,
+    )
+
+
+_ENTRIES = """
+    SELECT t.id, t.kind, t.amount, t.created_at, t.details, t.pending, t.timeout_at,
+           t.credit_account_id = me.id AS incoming, r.kind AS resolution
+    FROM ledger_transfers t
+    LEFT JOIN ledger_accounts me ON me.citizen_id = :citizen_id
+    LEFT JOIN ledger_transfers r ON r.pending_id = t.id
+    WHERE t.citizen_id = :citizen_id AND t.pending_id IS NULL {after}
+    ORDER BY t.created_at DESC, t.id DESC
+    LIMIT :fetch
+"""
+# Two statements rather than one with "(:after IS NULL OR ...)", so each keeps an index range scan
+# on ix_ledger_transfers_citizen_created even as a prepared, generic plan.
+_FIRST_ENTRIES = text(_ENTRIES.format(after=""))
+_NEXT_ENTRIES = text(
+    _ENTRIES.format(
+        after="AND (t.created_at, t.id) < (CAST(:after_created AS timestamptz), CAST(:after_id AS uuid))"
+    )
+)
+
+_STATUS_OF_RESOLUTION = {None: "pending", "post": "posted", "void": "voided"}
+
+
+def ledger_entries(citizen_id: int, *, cursor: str | None, limit: int) -> dict[str, Any]:
+    """A citizen's ledger page, newest first, each entry with the explanation stored with it.
+
+    A hold and its resolution show as one entry (the hold) whose status says how it ended:
+    pending, posted or voided; the resolving transfer itself is not listed again.
+    """
+    after_created, after_id = _entries_cursor(cursor)
+    params: dict[str, Any] = {"citizen_id": citizen_id, "fetch": limit + 1}
+    if after_created is None:
+        rows = db.session.execute(_FIRST_ENTRIES, params).all()
+    else:
+        rows = db.session.execute(_NEXT_ENTRIES, {**params, "after_created": after_created, "after_id": after_id}).all()
+    entries = [
+        {
+            "id": row.id,
+            "kind": row.kind,
+            "amount": row.amount if row.incoming else -row.amount,
+            "direction": "in" if row.incoming else "out",
+            "created_at": row.created_at,
+            "status": _STATUS_OF_RESOLUTION[row.resolution] if row.pending else "posted",
+            "timeout_at": row.timeout_at,
+            "explanation": row.details,
+        }
+        for row in rows
+    ]
+    return page(entries, limit, key=lambda entry: [entry["created_at"].isoformat(), str(entry["id"])])
+
+
+def _entries_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID | None]:
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None, None
+    try:
+        created = datetime.fromisoformat(values[0])
+        ident = uuid.UUID(values[1])
+    except (TypeError, ValueError, AttributeError):
+        created = None
+        ident = None
+    if created is None or ident is None or created.tzinfo is None:
+        raise AppError("invalid_cursor", "The cursor is invalid.", "分页游标无效。", 400)
+    return created, ident
+
+
+# ---------------------------------------------------------------------------------------------
+# Invariants
+# ---------------------------------------------------------------------------------------------
+
+_INVARIANT_CHECKS: tuple[tuple[str, str], ...] = (
+    (
+        "account balance differs from its transfers",
+        """
+        WITH hold_state AS (
+            SELECT h.id, (r.id IS NULL) AS open
+            FROM ledger_transfers h LEFT JOIN ledger_transfers r ON r.pending_id = h.id
+            WHERE h.pending
+        ),
+        moves AS (
+            SELECT t.debit_account_id AS account_id,
+                   CASE WHEN NOT t.pending AND t.kind <> 'void' THEN t.amount ELSE 0 END AS debit_posted,
+                   0 AS credit_posted,
+                   CASE WHEN t.pending AND hs.open THEN t.amount ELSE 0 END AS debit_pending,
+                   0 AS credit_pending
+            FROM ledger_transfers t LEFT JOIN hold_state hs ON hs.id = t.id
+            UNION ALL
+            SELECT t.credit_account_id, 0,
+                   CASE WHEN NOT t.pending AND t.kind <> 'void' THEN t.amount ELSE 0 END,
+                   0,
+                   CASE WHEN t.pending AND hs.open THEN t.amount ELSE 0 END
+            FROM ledger_transfers t LEFT JOIN hold_state hs ON hs.id = t.id
+        ),
+        sums AS (
+            SELECT account_id, sum(debit_posted) AS dp, sum(credit_posted) AS cp,
+                   sum(debit_pending) AS dq, sum(credit_pending) AS cq
+            FROM moves GROUP BY account_id
+        )
+        SELECT format('account %s (%s): posted %s/%s pending %s/%s, transfers say %s/%s and %s/%s',
+                      a.id, a.code, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending,
+                      coalesce(s.dp, 0), coalesce(s.cp, 0), coalesce(s.dq, 0), coalesce(s.cq, 0))
+        FROM ledger_accounts a LEFT JOIN sums s ON s.account_id = a.id
+        WHERE (a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending)
+              IS DISTINCT FROM (coalesce(s.dp, 0), coalesce(s.cp, 0), coalesce(s.dq, 0), coalesce(s.cq, 0))
+        """,
+    ),
+    (
+        "citizen available balance below zero",
+        """
+        SELECT format('account %s (%s): available %s', id, code, credits_posted - debits_posted - debits_pending)
+        FROM ledger_accounts
+        WHERE kind = 'citizen' AND credits_posted - debits_posted - debits_pending < 0
+        """,
+    ),
+    (
+        "pending transfer resolved more than once",
+        """
+        SELECT format('hold %s resolved %s times', pending_id, count(*))
+        FROM ledger_transfers WHERE pending_id IS NOT NULL
+        GROUP BY pending_id HAVING count(*) > 1
+        """,
+    ),
+    (
+        "resolution does not match its hold",
+        """
+        SELECT format('resolution %s of %s', r.id, r.pending_id)
+        FROM ledger_transfers r LEFT JOIN ledger_transfers h ON h.id = r.pending_id
+        WHERE r.pending_id IS NOT NULL
+          AND (h.id IS NULL OR NOT h.pending OR r.pending OR r.kind NOT IN ('post', 'void')
+               OR (r.debit_account_id, r.credit_account_id, r.amount)
+                  IS DISTINCT FROM (h.debit_account_id, h.credit_account_id, h.amount))
+        """,
+    ),
+    (
+        "void without a hold",
+        "SELECT format('transfer %s is a void without pending_id', id) FROM ledger_transfers "
+        "WHERE kind = 'void' AND pending_id IS NULL",
+    ),
+    (
+        "debits and credits do not balance",
+        """
+        SELECT format('debits %s/%s vs credits %s/%s (posted/pending)',
+                      sum(debits_posted), sum(debits_pending), sum(credits_posted), sum(credits_pending))
+        FROM ledger_accounts
+        HAVING sum(debits_posted) <> sum(credits_posted) OR sum(debits_pending) <> sum(credits_pending)
+        """,
+    ),
+    (
+        "idempotency key maps to more than one transfer",
+        """
+        SELECT format('key %s: %s transfers', idempotency_key, count(*))
+        FROM ledger_transfers GROUP BY idempotency_key HAVING count(*) > 1
+        """,
+    ),
+)
+
+
+def check_invariants() -> list[str]:
+    """Every ledger invariant checked in SQL; returns the violations, empty when all hold.
+
+    Full scans: for tests, the state machine and an operator's reconciliation, not a hot path.
+    Also checks that every transfer id is uuid5 of its key (in Python, over the ids only).
+    """
+    db.session.flush()
+    problems: list[str] = []
+    for title, sql in _INVARIANT_CHECKS:
+        problems.extend(f"{title}: {line}" for line in db.session.scalars(text(sql)))
+    for transfer_id, key in db.session.execute(text("SELECT id, idempotency_key FROM ledger_transfers")):
+        if transfer_id != transfer_id_for(key):
+            problems.append(f"transfer id not derived from its key: {key} -> {transfer_id}")
+    return problems
