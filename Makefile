@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test lint venv worker clean
+.PHONY: run test lint venv worker scheduler clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: venv
 
 worker: venv
 	$(VENV)/bin/flask --app wsgi worker
+
+scheduler: venv
+	$(VENV)/bin/flask --app wsgi scheduler
 
 clean:
 	rm -rf $(VENV) instance

@@ -23,6 +23,14 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(scenarios_cli)
     app.cli.add_command(keys_cli)
 
+    from app.partners.cli import partners_cli
+
+    app.cli.add_command(partners_cli)
+
+    from app.scheduler import register_scheduler_cli
+
+    register_scheduler_cli(app)
+
 
 keys_cli = AppGroup("keys", help="JWT signing keys.")
 

@@ -20,7 +20,13 @@ class Config:
     PRODUCTION = False
     SECRET_KEY = _env("SECRET_KEY", "dev-only-secret-key-change-me")
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL")
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 20,
+        # PostgreSQL's JIT spent 1.3-3 s compiling the 80-150 ms set-based crediting statements.
+        "connect_args": {"options": "-c jit=off"},
+    }
     REDIS_URL = _env("REDIS_URL")
     RQ_QUEUE = _env("RQ_QUEUE", "carbon")
     MAX_CONTENT_LENGTH = 4 * 1024 * 1024  # a partner batch: 5,000 events, 4 MiB

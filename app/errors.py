@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, g, jsonify
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 
@@ -90,8 +90,8 @@ def register_error_handlers(app: Flask) -> None:
             g.commit_on_error = True
         response = jsonify(err.to_dict())
         response.status_code = err.status
-        if err.status == 401:
-            response.headers["WWW-Authenticate"] = "Bearer"
+        if err.status == 401 and not request.path.startswith("/api/v1/partner/"):
+            response.headers["WWW-Authenticate"] = "Bearer"  # partners sign requests instead
         return response
 
     @app.errorhandler(HTTPException)

@@ -6,6 +6,7 @@ boundary), or rolls back. Jobs are enqueued only after the data they need is com
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -72,20 +73,62 @@ def job_boundary() -> Iterator[None]:
 
 def credit_batch(batch_id: str) -> dict[str, int]:
     """Credit every accepted event of a partner batch (a rerun credits nothing twice)."""
-    import uuid
-
     from app.behaviours.crediting import credit_batch as credit
 
     with job_boundary():
         return credit(uuid.UUID(batch_id))
 
 
+def credit_events(event_ids: list[int], reviewed: bool = False) -> dict[str, int]:
+    """Credit self-declared events (their item claims are made by the declaration), or events a
+    reviewer approved (`reviewed=True`: the anti-fraud rules that held them are not applied again)."""
+    from app.behaviours.crediting import credit_events as credit
+
+    with job_boundary():
+        return credit([int(event_id) for event_id in event_ids], reviewed=reviewed)
+
+
+def sweep_job_id(batch_id: uuid.UUID | str) -> str:
+    return f"credit-{batch_id}-sweep"
+
+
+def ingest_job_id(batch_id: uuid.UUID | str) -> str:
+    """The id the ingest endpoint gives a batch's first crediting job."""
+    return f"credit-{batch_id}"
+
+
 def sweep_uncredited() -> int:
-    """Re-enqueue batches still uncredited a minute after they arrived (a crash between commit and enqueue)."""
+    """Re-enqueue batches still uncredited a minute after they arrived.
+
+    Covers a crash between commit and enqueue, a lost Redis write and a worker killed mid-batch
+    (its transaction rolled back, so the batch is simply uncredited again). Rerunning a batch is
+    harmless: crediting locks the batch row and skips what is no longer `accepted`. A batch whose
+    crediting job is still waiting in the queue (a backlog, not a loss) is left alone.
+    """
     from app.behaviours.crediting import batches_to_sweep
 
     with job_boundary():
         batch_ids = batches_to_sweep(current_app.config["SWEEPER_AFTER_SECONDS"])
+        q = queue()
+        enqueued = 0
         for batch_id in batch_ids:
-            queue().enqueue(credit_batch, str(batch_id), job_id=f"credit-{batch_id}-sweep")
-        return len(batch_ids)
+            if _waiting_in_queue(q, ingest_job_id(batch_id)) or _waiting_in_queue(q, sweep_job_id(batch_id)):
+                continue
+            q.enqueue(
+                credit_batch, str(batch_id), job_id=sweep_job_id(batch_id), result_ttl=3600, failure_ttl=7 * 24 * 3600
+            )
+            enqueued += 1
+        if batch_ids:
+            log.info("sweeper: %d uncredited batch(es), %d enqueued", len(batch_ids), enqueued)
+        return enqueued
+
+
+def _waiting_in_queue(q: Any, job_id: str) -> bool:
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    try:
+        job = Job.fetch(job_id, connection=q.connection, serializer=q.serializer)
+    except NoSuchJobError:
+        return False
+    return job.get_status(refresh=False) == JobStatus.QUEUED

@@ -90,6 +90,7 @@ class InboundEvent(db.Model):
     district: Mapped[str | None] = mapped_column(String(32))
     activity: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     item_key: Mapped[str | None] = mapped_column(String(160))
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # what a citizen attached to a declaration
     # accepted | pending_review | one of FINAL_STATUSES
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="accepted")
     reason: Mapped[str | None] = mapped_column(String(255))

@@ -20,5 +20,5 @@ class IdempotencyRecord(db.Model):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     status_code: Mapped[int | None] = mapped_column(Integer)
-    response_body: Mapped[Any] = mapped_column(JSONB)
+    response_body: Mapped[Any | None] = mapped_column(JSONB)  # None while the first request runs
     created_at: Mapped[datetime] = created_at_column()

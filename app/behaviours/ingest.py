@@ -1,0 +1,444 @@
+"""Partner batch ingestion: validate each event on its own, store the good ones in one statement.
+
+The hot path of the system (benchmarked at ≥ 10,000 events/s end to end), so it is plain Python
+over the decoded JSON dicts — no per-event marshmallow — with scenario specs resolved once per
+version and the accepted rows inserted by a single `INSERT … SELECT FROM jsonb_to_recordset(:events)`:
+one round trip, one JSON parameter and a short, always-identical query text (psycopg 3 re-parses
+big multi-row VALUES every call, see DESIGN §Ingestion path; and dumping eight Python lists as
+arrays for `unnest` cost ~80 ms of CPU per 5,000 events against ~30 ms for one json.dumps).
+`ON CONFLICT (partner_id, external_id) DO NOTHING RETURNING external_id` tells which events were
+new; the rest are duplicates, which is also what makes 20 concurrent copies of a batch store
+each event once.
+
+One bad event never fails the batch: each gets its own verdict (accepted, duplicate, or rejected
+with a code and reason), and rejected events are kept in `rejected_events` so nothing a partner
+sent is lost. Account references are stored only as their keyed blind index. Crediting happens
+later, in one rq job per batch, enqueued after commit.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import insert, text
+
+from app import jobs
+from app.accounts.districts import DISTRICT_CODES
+from app.behaviours.models import EventBatch, RejectedEvent
+from app.errors import AppError
+from app.extensions import db
+from app.models_base import utcnow
+from app.pagination import decode_cursor, page
+from app.partners.models import Partner
+from app.partners.service import ACCOUNT_REF_MAX, account_ref_index
+from scenarios import service as scenarios
+from scenarios.engine import ActivityError, ScenarioSpec, activity_to_json, validate_activity
+
+log = logging.getLogger(__name__)
+
+EVENT_KEYS = frozenset(
+    {"event_id", "account_ref", "scenario", "occurred_at", "district", "activity", "claimed_elsewhere"}
+)
+REQUIRED_KEYS = ("event_id", "account_ref", "scenario", "occurred_at", "activity", "claimed_elsewhere")
+FUTURE_SKEW = timedelta(minutes=5)
+EXTERNAL_ID = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+SCENARIO_CODE_MAX = 64
+TIMESTAMP_MAX = 40
+REASON_MAX = 500
+
+_INSERT_ACCEPTED = text(
+    """
+    INSERT INTO inbound_events (batch_id, partner_id, source, status, received_at, external_id,
+                                account_ref_idx, scenario_code, scenario_version_id, occurred_at,
+                                district, activity, item_key)
+    SELECT :batch_id, :partner_id, 'partner', 'accepted', :received_at, e.event_id,
+           decode(e.ref_idx, 'hex'), e.scenario, e.version_id, e.occurred_at, e.district, e.activity, e.item_key
+    FROM jsonb_to_recordset(CAST(:events AS jsonb))
+         AS e(event_id text, ref_idx text, scenario text, version_id bigint, occurred_at timestamptz,
+              district text, activity jsonb, item_key text)
+    ON CONFLICT (partner_id, external_id) WHERE partner_id IS NOT NULL DO NOTHING
+    RETURNING external_id
+    """
+)
+
+
+class Rejection(Exception):
+    """One event refused at ingestion: a stable code for machines and a reason for people."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason[:REASON_MAX]
+
+
+@dataclass
+class _Candidate:
+    index: int
+    event_id: str
+    row: dict[str, Any]  # the columns for _INSERT_ACCEPTED, JSON-ready
+
+
+@dataclass
+class _Checked:
+    """An event that passed the checks that need no database: its parsed fields."""
+
+    raw: dict
+    event_id: str
+    account_ref: str
+    scenario: str
+    occurred_at: datetime
+    district: str | None
+    activity: dict
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """What the per-event checks need of a scenario version, read once (ORM attribute access adds up)."""
+
+    version_id: int
+    effective_from: datetime
+    effective_to: datetime | None
+    data_sources: frozenset[str]
+    spec: ScenarioSpec
+
+
+class _Scenarios:
+    """Scenario versions and specs for one batch: one query, one spec per version."""
+
+    def __init__(self, codes: set[str], at_min: datetime, at_max: datetime) -> None:
+        found = scenarios.live_versions_in_force(codes, at_min, at_max) if codes else {}
+        self._terms: dict[str, list[_Terms]] = {
+            code: [
+                _Terms(v.id, v.effective_from, v.effective_to, frozenset(v.data_sources), scenarios.spec_for(v))
+                for v in versions
+            ]
+            for code, versions in found.items()
+        }
+        self._known: dict[str, bool] = {}
+
+    def terms_at(self, code: str, at: datetime) -> _Terms:
+        for terms in self._terms.get(code, ()):
+            if terms.effective_from <= at and (terms.effective_to is None or at < terms.effective_to):
+                return terms
+        if code not in self._known:
+            self._known[code] = scenarios.scenario_by_code(code) is not None
+        if not self._known[code]:
+            raise Rejection("unknown_scenario", f"scenario: no scenario has the code {code!r}")
+        raise Rejection("scenario_not_in_force", f"scenario: {code} is not live or had no version in force then")
+
+
+def ingest_batch(partner: Partner, events: list[Any]) -> dict[str, Any]:
+    """Record one partner batch and answer each event's verdict; the caller's boundary commits."""
+    limit = current_app.config["PARTNER_MAX_EVENTS"]
+    if len(events) > limit:
+        raise AppError("batch_too_large", f"A batch holds at most {limit} events; split it.",
+                       f"每批最多 {limit} 条事件，请拆分后提交。", 413)
+    if not events:
+        raise AppError("empty_batch", "The batch has no events.", "该批次没有事件。", 400)
+    now = utcnow()
+    earliest = now - timedelta(days=current_app.config["EVENT_MAX_AGE_DAYS"])
+    latest = now + FUTURE_SKEW
+
+    verdicts: list[dict[str, Any]] = [{} for _ in events]
+    rejected: list[tuple[int, Any, Rejection]] = []
+    checked: list[tuple[int, _Checked]] = []
+    for index, raw in enumerate(events):
+        try:
+            checked.append((index, _check_shape(raw, earliest, latest)))
+        except Rejection as rejection:
+            rejected.append((index, raw, rejection))
+
+    at = [item.occurred_at for _, item in checked]
+    catalogue = _Scenarios({item.scenario for _, item in checked}, min(at, default=now), max(at, default=now))
+    candidates: list[_Candidate] = []
+    seen: dict[str, int] = {}
+    ref_cache: dict[str, str] = {}
+    for index, item in checked:
+        try:
+            candidate = _resolve(partner, index, item, catalogue, ref_cache)
+        except Rejection as rejection:
+            rejected.append((index, item.raw, rejection))
+            continue
+        if candidate.event_id in seen:
+            verdicts[index] = {"index": index, "event_id": candidate.event_id, "status": "duplicate",
+                               "reason": f"same event_id as index {seen[candidate.event_id]} of this batch"}
+            continue
+        seen[candidate.event_id] = index
+        candidates.append(candidate)
+
+    batch = EventBatch(id=uuid.uuid4(), partner_id=partner.id, received_at=now, event_count=len(events))
+    db.session.add(batch)
+    db.session.flush()
+    inserted = _insert_accepted(batch.id, partner.id, now, candidates)
+    for candidate in candidates:
+        status = "accepted" if candidate.event_id in inserted else "duplicate"
+        verdicts[candidate.index] = {"index": candidate.index, "event_id": candidate.event_id, "status": status}
+        if status == "duplicate":
+            verdicts[candidate.index]["reason"] = "this event_id was already received"
+    for index, raw, rejection in rejected:
+        verdicts[index] = {"index": index, "event_id": _external_id(raw), "status": "rejected",
+                           "code": rejection.code, "reason": rejection.reason}
+    _store_rejected(batch.id, partner.id, rejected)
+
+    batch.accepted_count = len(inserted)
+    batch.rejected_count = len(rejected)
+    batch.duplicate_count = len(events) - len(inserted) - len(rejected)
+    if inserted:
+        enqueue_crediting(batch.id)
+    else:
+        batch.completed_at = now  # nothing to credit
+    db.session.flush()
+    log.info("batch %s from partner %s: %d received, %d accepted, %d duplicate, %d rejected", batch.id,
+             partner.id, len(events), batch.accepted_count, batch.duplicate_count, batch.rejected_count)
+    return {
+        "batch_id": batch.id,
+        "received": len(events),
+        "accepted": batch.accepted_count,
+        "duplicates": batch.duplicate_count,
+        "rejected": batch.rejected_count,
+        "events": verdicts,
+    }
+
+
+def enqueue_crediting(batch_id: uuid.UUID) -> None:
+    jobs.enqueue_after_commit(jobs.credit_batch, str(batch_id), job_id=f"credit-{batch_id}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-event checks
+
+def _check_shape(raw: Any, earliest: datetime, latest: datetime) -> _Checked:
+    """The checks that need no database, in the order a partner would fix them."""
+    if not isinstance(raw, dict):
+        raise Rejection("invalid_event", "the event must be a JSON object")
+    unknown = raw.keys() - EVENT_KEYS
+    if unknown:
+        raise Rejection("invalid_event", f"{sorted(map(str, unknown))[0]}: unknown field")
+    for key in REQUIRED_KEYS:
+        if raw.get(key) is None:
+            raise Rejection("invalid_event", f"{key}: is required")
+    event_id = raw["event_id"]
+    if not isinstance(event_id, str) or not EXTERNAL_ID.fullmatch(event_id):
+        raise Rejection("invalid_event", "event_id: must be 1-128 printable ASCII characters without spaces")
+    account_ref = raw["account_ref"]
+    if not isinstance(account_ref, str) or not 0 < len(account_ref) <= ACCOUNT_REF_MAX or not account_ref.strip():
+        raise Rejection("invalid_event", f"account_ref: must be 1-{ACCOUNT_REF_MAX} characters")
+    scenario = raw["scenario"]
+    if not isinstance(scenario, str) or not 0 < len(scenario) <= SCENARIO_CODE_MAX:
+        raise Rejection("invalid_event", "scenario: must be a scenario code")
+    occurred_at = _parse_timestamp(raw["occurred_at"])
+    district = raw.get("district")
+    if district is not None and (not isinstance(district, str) or district not in DISTRICT_CODES):
+        raise Rejection("invalid_district", "district: must be one of Shanghai's 16 district codes, e.g. pudong")
+    activity = raw["activity"]
+    if not isinstance(activity, dict):
+        raise Rejection("invalid_event", "activity: must be an object")
+    claimed_elsewhere = raw["claimed_elsewhere"]
+    if not isinstance(claimed_elsewhere, bool):
+        raise Rejection("invalid_event", "claimed_elsewhere: must be true or false")
+    if claimed_elsewhere:
+        raise Rejection(
+            "double_counting",
+            "claimed_elsewhere: a reduction already claimed on another platform cannot be credited here "
+            "(沪环规〔2025〕10号 Art. 3)",
+        )
+    if occurred_at > latest:
+        raise Rejection("event_in_future", "occurred_at: is in the future")
+    if occurred_at < earliest:
+        raise Rejection("event_too_old", f"occurred_at: is older than {(latest - earliest).days} days")
+    return _Checked(raw, event_id, account_ref, scenario, occurred_at, district, activity)
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    if not isinstance(value, str) or len(value) > TIMESTAMP_MAX:
+        raise Rejection("invalid_event", "occurred_at: must be an ISO 8601 timestamp with an offset")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Rejection("invalid_event", "occurred_at: must be an ISO 8601 timestamp with an offset") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise Rejection("invalid_event", "occurred_at: needs a time zone offset, e.g. +08:00")
+    return parsed
+
+
+def _resolve(partner: Partner, index: int, item: _Checked, catalogue: _Scenarios,
+             ref_cache: dict[str, str]) -> _Candidate:
+    """The checks against the scenario in force: source, activity fields, unique item."""
+    terms = catalogue.terms_at(item.scenario, item.occurred_at)
+    if partner.kind not in terms.data_sources:
+        raise Rejection("source_not_allowed", f"scenario: {item.scenario} does not accept {partner.kind} data")
+    spec = terms.spec
+    try:
+        activity = validate_activity(spec, item.activity)
+    except ActivityError as error:
+        raise Rejection("invalid_activity", f"activity.{error.field}: {error.reason}") from None
+    ref_idx = ref_cache.get(item.account_ref)
+    if ref_idx is None:
+        ref_idx = ref_cache[item.account_ref] = account_ref_index(partner.id, item.account_ref).hex()
+    row = {
+        "event_id": item.event_id,
+        "ref_idx": ref_idx,
+        "scenario": item.scenario,
+        "version_id": terms.version_id,
+        "occurred_at": item.occurred_at.isoformat(),
+        "district": item.district,
+        "activity": activity_to_json(activity),
+        "item_key": item_key(spec, activity),
+    }
+    return _Candidate(index, item.event_id, row)
+
+
+def item_key(spec: ScenarioSpec, activity: dict) -> str | None:
+    """`field:value` of the scenario's unique item field (e.g. an e-invoice number), if it has one."""
+    for field in spec.fields:
+        if field.unique and activity.get(field.name) is not None:
+            return f"{field.name}:{activity[field.name]}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage
+
+def _insert_accepted(batch_id: uuid.UUID, partner_id: int, received_at: datetime,
+                     candidates: list[_Candidate]) -> set[str]:
+    """Insert the new events in one statement; returns the event ids that were not already there."""
+    if not candidates:
+        return set()
+    events = json.dumps([c.row for c in candidates], ensure_ascii=False, separators=(",", ":"))
+    rows = db.session.execute(
+        _INSERT_ACCEPTED,
+        {"batch_id": batch_id, "partner_id": partner_id, "received_at": received_at, "events": events},
+    )
+    return set(rows.scalars().all())
+
+
+def _store_rejected(batch_id: uuid.UUID, partner_id: int, rejected: list[tuple[int, Any, Rejection]]) -> None:
+    if not rejected:
+        return
+    db.session.execute(
+        insert(RejectedEvent),
+        [
+            {
+                "batch_id": batch_id,
+                "position": index,
+                "external_id": _external_id(raw),
+                "code": rejection.code,
+                "reason": rejection.reason,
+                "payload": _safe_payload(partner_id, raw),
+            }
+            for index, raw, rejection in rejected
+        ],
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _external_id(raw: Any) -> str | None:
+    if isinstance(raw, dict):
+        event_id = raw.get("event_id")
+        if isinstance(event_id, str) and 0 < len(event_id) <= 128:
+            return event_id
+    return None
+
+
+def _safe_payload(partner_id: int, raw: Any) -> dict[str, Any]:
+    """The event as sent, except the account reference, which is kept only as its blind index.
+
+    Python's JSON decoder accepts NaN and Infinity, which PostgreSQL's jsonb refuses: those are
+    kept as text.
+    """
+    raw = _json_safe(raw)
+    if not isinstance(raw, dict):
+        return {"value": raw}
+    payload = dict(raw)
+    ref = payload.pop("account_ref", None)
+    if isinstance(ref, str) and ref:
+        payload["account_ref_idx"] = account_ref_index(partner_id, ref).hex()
+    elif ref is not None:
+        payload["account_ref_idx"] = None
+    return payload
+
+
+
+# ---------------------------------------------------------------------------------------------
+# What became of a batch
+
+STATUS_PAGE_MAX = 1000
+
+_BATCH_EVENTS = text(
+    """
+    SELECT part, sort_key, position, external_id, status, code, reason,
+           grams, credited_grams, capped_grams, points
+    FROM (
+        SELECT 0 AS part, e.id AS sort_key, NULL::integer AS position, e.external_id, e.status,
+               NULL::text AS code, e.reason, e.grams, e.credited_grams, e.capped_grams, e.points
+        FROM inbound_events e WHERE e.batch_id = :batch_id
+        UNION ALL
+        SELECT 1, r.position, r.position, r.external_id, 'rejected', r.code, r.reason,
+               NULL, NULL, NULL, NULL
+        FROM rejected_events r WHERE r.batch_id = :batch_id
+    ) AS events
+    WHERE (part, sort_key) > (:after_part, :after_key)
+    ORDER BY part, sort_key
+    LIMIT :limit
+    """
+)
+
+_BATCH_OUTCOMES = text("SELECT status, count(*) FROM inbound_events WHERE batch_id = :batch_id GROUP BY status")
+
+
+def batch_status(partner_id: int, batch_id: uuid.UUID, cursor: str | None, limit: int) -> dict[str, Any]:
+    """Each event's outcome so far: stored events in arrival order, then the rejected ones by index.
+
+    Only the partner that sent the batch may see it; anyone else is told it does not exist.
+    """
+    batch = db.session.get(EventBatch, batch_id)
+    if batch is None or batch.partner_id != partner_id:
+        raise AppError("batch_not_found", "No such batch.", "未找到该批次。", 404)
+    after = decode_cursor(cursor, 2) or [-1, -1]
+    if not all(type(value) is int for value in after):
+        raise AppError("invalid_cursor", "The cursor is invalid.", "分页游标无效。", 400)
+    rows = db.session.execute(
+        _BATCH_EVENTS, {"batch_id": batch_id, "after_part": after[0], "after_key": after[1], "limit": limit + 1}
+    ).mappings().all()
+    result = page(list(rows), limit, lambda row: [row["part"], row["sort_key"]])
+    outcomes = dict(db.session.execute(_BATCH_OUTCOMES, {"batch_id": batch_id}).tuples().all())
+    return {
+        "batch_id": batch.id,
+        "received_at": batch.received_at,
+        "completed_at": batch.completed_at,
+        "counts": {
+            "received": batch.event_count,
+            "accepted": batch.accepted_count,
+            "duplicates": batch.duplicate_count,
+            "rejected": batch.rejected_count,
+            "outcomes": outcomes,
+        },
+        "events": [_status_item(row) for row in result["items"]],
+        "next_cursor": result["next_cursor"],
+    }
+
+
+def _status_item(row: Any) -> dict[str, Any]:
+    item = {"event_id": row["external_id"], "status": row["status"]}
+    if row["position"] is not None:
+        item["index"] = row["position"]
+    for key in ("code", "reason", "grams", "credited_grams", "capped_grams", "points"):
+        if row[key] is not None:
+            item[key] = row[key]
+    return item
