@@ -20,7 +20,7 @@ run: venv
 
 ## make test: the whole suite against real PostgreSQL and Redis (running ones, or embedded ones)
 test: venv lint
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 lint: venv
 	$(VENV)/bin/ruff check .
