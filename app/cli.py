@@ -27,6 +27,10 @@ def register_cli(app: Flask) -> None:
 
     app.cli.add_command(partners_cli)
 
+    from app.demo import demo_cli
+
+    app.cli.add_command(demo_cli)
+
     from app.scheduler import register_scheduler_cli
 
     register_scheduler_cli(app)

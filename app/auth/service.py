@@ -174,6 +174,16 @@ def _citizen_for(who: ProviderIdentity) -> tuple[Citizen, bool]:
     return citizen, False
 
 
+def attach_identity(citizen_id: int, who: ProviderIdentity) -> Identity:
+    """Link a provider identity known to belong to this citizen (demo data, imports); no code exchange."""
+    return _insert_identity(citizen_id, who)
+
+
+def citizen_for_identity(who: ProviderIdentity) -> Citizen:
+    """The citizen signed in by this provider identity, created on first use (demo data, imports)."""
+    return _citizen_for(who)[0]
+
+
 # --- sign-in -------------------------------------------------------------------
 
 @dataclass(frozen=True)

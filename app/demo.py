@@ -1,0 +1,163 @@
+"""`flask demo load`: partners, a demo citizen and a week of credited history, for `make run`.
+
+Everything goes through the real services (partner registry, binding codes, batch ingest,
+crediting), so what the demo shows is what the product does. The partners' secrets are
+written to instance/dev/demo-partners.json (mode 0600) so the README's partner example
+can be run against a local server; a production database never gets demo data.
+"""
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from app.accounts import service as accounts
+from app.accounts.terms import TERMS_VERSION
+from app.auth.providers import ProviderIdentity
+from app.auth.service import attach_identity, citizen_for_identity, find_identity
+from app.behaviours.crediting import credit_batch, credit_events
+from app.behaviours.declare import declare_behaviour
+from app.behaviours.ingest import ingest_batch
+from app.behaviours.models import InboundEvent
+from app.extensions import db
+from app.ledger.service import account_balances
+from app.models_base import utcnow
+from app.partners import service as partners
+
+demo_cli = AppGroup("demo", help="Demo data for local runs.")
+
+DEMO_PARTNERS = (
+    ("shmetro", "metro", "上海地铁", "Shanghai Metro", "SHM-DEMO-0001"),
+    ("shbus", "bus", "上海公交", "Shanghai Bus", "SHB-DEMO-0001"),
+    ("hellobike", "bikeshare", "哈啰单车", "Hello Bike", "HB-DEMO-0001"),
+    ("shrecycle", "recycling", "上海两网融合回收站", "Shanghai Recycling Stations", "RC-DEMO-0001"),
+    ("sheinvoice", "einvoice", "上海电子发票服务平台", "Shanghai e-Invoice Service", "EI-DEMO-0001"),
+)
+TRAJECTORY_SCENARIOS = ("metro_trip", "bus_trip", "bikeshare_ride")
+DEMO_USER = "demo"  # the provider doubles' demo user: sign in with a code minted for "demo"
+
+
+@demo_cli.command("load")
+def load() -> None:
+    """Load the demo data once (a second run changes nothing)."""
+    if current_app.config["PRODUCTION"]:
+        raise click.ClickException("demo data is never loaded into a production database")
+    if partners.partner_by_code(DEMO_PARTNERS[0][0]) is not None:
+        click.echo("demo data already loaded")
+        return
+    secrets = _create_partners()
+    citizen_id = _create_demo_citizen()
+    db.session.commit()
+    path = _write_secrets(secrets)
+    click.echo(f"demo partners created; their key ids and secrets: {path}")
+    outcomes = _push_history(citizen_id)
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
+    click.echo(f"demo citizen {citizen_id}: a week of behaviours pushed and credited ({summary})")
+    balances = account_balances(citizen_id)
+    click.echo(f"demo citizen balance: {balances.available} points available")
+    click.echo('sign in as the demo citizen: mint a WeChat code with '
+               'curl -X POST http://127.0.0.1:5101/__double__/codes -d \'{"user": "demo"}\' '
+               'and POST it to /api/v1/auth/wechat')
+
+
+def _create_partners() -> dict[str, dict[str, str]]:
+    secrets = {}
+    for code, kind, name_zh, name_en, _ in DEMO_PARTNERS:
+        _, key_id, secret = partners.create_partner(code, kind, name_zh, name_en)
+        secrets[code] = {"key_id": key_id, "secret": secret, "kind": kind}
+    return secrets
+
+
+def _create_demo_citizen() -> int:
+    from doubles.suishenban import sub_for
+    from doubles.wechat import openid_for
+
+    config = current_app.config
+    citizen = citizen_for_identity(ProviderIdentity("wechat", openid_for(config["WECHAT_APPID"], DEMO_USER)))
+    # The same person signing in through Suishenban (H5) reaches the same account.
+    suishenban = ProviderIdentity("suishenban", sub_for(config["SUISHENBAN_CLIENT_ID"], DEMO_USER))
+    if find_identity(suishenban) is None:
+        attach_identity(citizen.id, suishenban)
+    accounts.grant_privacy_consent(citizen.id, TERMS_VERSION)
+    for scenario_code in TRAJECTORY_SCENARIOS:
+        accounts.grant_trajectory_consent(citizen.id, scenario_code)
+    accounts.set_home_district(citizen.id, "xuhui")
+    for code, _, _, _, account_ref in DEMO_PARTNERS:
+        binding_code, _ = partners.issue_binding_code(citizen.id, code)
+        partner = partners.partner_by_code(code)
+        assert partner is not None
+        partners.confirm_binding(partner, binding_code, account_ref)
+    return citizen.id
+
+
+def _write_secrets(secrets: dict[str, dict[str, str]]) -> Path:
+    path = Path(current_app.config.get("DEMO_SECRETS_PATH") or
+                Path(current_app.root_path).parent / "instance" / "dev" / "demo-partners.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(secrets, indent=2, ensure_ascii=False))
+    return path
+
+
+def _push_history(citizen_id: int) -> dict[str, int]:
+    """A week of trips, rides, drop-offs and invoices, pushed and credited like a partner's."""
+    rng = random.Random(20261126)
+    now = utcnow()
+    for code, _kind, _, _, account_ref in DEMO_PARTNERS:
+        partner = partners.partner_by_code(code)
+        assert partner is not None
+        events = [
+            _event(code, account_ref, index, now - timedelta(days=day, hours=rng.randint(1, 10)), rng)
+            for index, day in enumerate(d for d in range(0, 7) for _ in range(2))
+        ]
+        result = ingest_batch(partner, events)
+        db.session.commit()
+        credit_batch(result["batch_id"])
+        db.session.commit()
+    declared = declare_behaviour(
+        citizen_id, "paperless", {"item_type": "e_invoice", "document_number": "26312000000000012345"}
+    )
+    db.session.commit()
+    credit_events([declared.id])
+    db.session.commit()
+    rows = db.session.execute(
+        select(InboundEvent.status, func.count())
+        .where(InboundEvent.citizen_id == citizen_id)
+        .group_by(InboundEvent.status)
+    ).all()
+    return {status: count for status, count in rows}
+
+
+def _event(partner_code: str, account_ref: str, index: int, at: datetime, rng: random.Random) -> dict[str, Any]:
+    activity: dict[str, Any]
+    scenario = {
+        "shmetro": "metro_trip", "shbus": "bus_trip", "hellobike": "bikeshare_ride",
+        "shrecycle": "recycling_dropoff", "sheinvoice": "paperless",
+    }[partner_code]
+    if scenario == "metro_trip":
+        activity = {"distance_km": str(round(rng.uniform(3, 25), 2))}
+    elif scenario == "bus_trip":
+        activity = {"trips": 1}
+    elif scenario == "bikeshare_ride":
+        activity = {"distance_km": str(round(rng.uniform(0.8, 4), 2)), "duration_min": rng.randint(6, 20)}
+    elif scenario == "recycling_dropoff":
+        activity = {"weight_kg": str(round(rng.uniform(0.5, 4), 2)),
+                    "material": rng.choice(["paper", "plastic", "metal", "glass", "textile"])}
+    else:
+        activity = {"item_type": "e_ticket", "document_number": f"ET{at:%Y%m%d}{index:04d}"}
+    return {
+        "event_id": f"demo-{partner_code}-{index}",
+        "account_ref": account_ref,
+        "scenario": scenario,
+        "occurred_at": at.isoformat(),
+        "district": "xuhui",
+        "activity": activity,
+        "claimed_elsewhere": False,
+    }
