@@ -41,7 +41,7 @@ def signed_request(base_url: str, key_id: str, secret: str, method: str, path: s
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - a configured URL
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
