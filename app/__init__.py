@@ -58,10 +58,12 @@ def _register_api(app: Flask) -> None:
     from app.accounts.api import blp as accounts_blp
     from app.auth.api import blp as auth_blp
     from app.behaviours.api import blp as behaviours_blp
+    from app.converters import RowIdConverter
     from app.ledger.api import blp as ledger_blp
     from app.partners.api import blp as partners_blp
     from scenarios.api import blp as scenarios_blp
 
+    app.url_map.converters["id"] = RowIdConverter  # path ids; before the blueprints add their rules
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     api.spec.components.security_scheme(
         "partnerSignature",

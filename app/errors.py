@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, g, jsonify, request
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 
@@ -119,3 +120,16 @@ def register_error_handlers(app: Flask) -> None:
         response = jsonify(http_error(500).to_dict())
         response.status_code = 500
         return response
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.String(required=True, metadata={"description": "Stable machine code, e.g. insufficient_points."})
+    message = fields.String(required=True)
+    message_zh = fields.String(required=True)
+    details = fields.Dict(metadata={"description": "More about the error, e.g. `fields` for a validation error."})
+
+
+class ErrorSchema(Schema):
+    """The one error body, documented as every operation's error response (flask-smorest's ERROR_SCHEMA)."""
+
+    error = fields.Nested(ErrorDetailSchema, required=True)

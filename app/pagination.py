@@ -14,6 +14,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from app.errors import AppError
 
 MAX_LIMIT = 100
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class CursorArgs(Schema):
@@ -38,9 +39,17 @@ def decode_cursor(cursor: str | None, length: int) -> list[Any] | None:
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         values = None
-    if not isinstance(values, list) or len(values) != length:
+    if not isinstance(values, list) or len(values) != length or not all(map(_plain_value, values)):
         raise AppError("invalid_cursor", "The cursor is invalid.", "分页游标无效。", 400)
     return values
+
+
+def _plain_value(value: Any) -> bool:
+    """What encode_cursor writes: sort keys that are BIGINT-sized ints or text PostgreSQL can store.
+    A forged cursor with anything else is refused here rather than failing in SQL."""
+    if type(value) is int:
+        return _INT64_MIN <= value <= _INT64_MAX
+    return isinstance(value, str) and len(value) <= 64 and value.isprintable()
 
 
 def page(items: list[Any], limit: int, key: Any) -> dict[str, Any]:

@@ -12,8 +12,11 @@ from scenarios.schemas import ScenarioListSchema, ScenarioOutSchema, ScenarioQue
 
 blp = Blueprint("scenarios", __name__, description="Scenarios: what earns points, how much, and who reports it")
 
+PUBLIC: list[dict[str, list[str]]] = []
+
 
 @blp.get("/scenarios")
+@blp.doc(security=PUBLIC)
 @blp.arguments(ScenarioQuerySchema, location="query")
 @blp.response(200, ScenarioListSchema)
 def list_scenarios(_args: dict[str, Any]) -> dict[str, Any]:
@@ -22,6 +25,7 @@ def list_scenarios(_args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.get("/scenarios/<string:code>")
+@blp.doc(security=PUBLIC)
 @blp.response(200, ScenarioOutSchema)
 def get_scenario(code: str) -> dict[str, Any]:
     """One live scenario with the terms in force now."""

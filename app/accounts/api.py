@@ -86,7 +86,7 @@ def grant_consent(body: dict[str, Any]) -> tuple[Any, int]:
     return consent, 201 if created else 200
 
 
-@blp.delete("/me/consents/<int:consent_id>")
+@blp.delete("/me/consents/<id:consent_id>")
 @blp.doc(security=BEARER_SECURITY)
 @blp.response(200, AccountConsentSchema)
 @citizen_required

@@ -19,7 +19,7 @@ from app.behaviours.schemas import (
     PartnerBatchStatusSchema,
     PartnerEventBatchSchema,
 )
-from app.idempotency.service import idempotent
+from app.idempotency.service import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from app.pagination import CursorArgs
 from app.partners.signatures import PARTNER_SECURITY, partner_rate_limit, partner_required
 
@@ -58,7 +58,7 @@ def batch_status(args: dict[str, Any], batch_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.post("/me/behaviours")
-@blp.doc(security=BEARER_SECURITY)
+@blp.doc(security=BEARER_SECURITY, parameters=[IDEMPOTENCY_KEY_PARAMETER])
 @citizen_required
 @idempotent
 @blp.response(201, BehaviourSchema)
@@ -79,7 +79,7 @@ def list_behaviours(args: dict[str, Any]) -> dict[str, Any]:
     return declare.list_behaviours(g.citizen_id, args["cursor"], args["limit"])
 
 
-@blp.get("/me/behaviours/<int:event_id>")
+@blp.get("/me/behaviours/<id:event_id>")
 @blp.doc(security=BEARER_SECURITY)
 @blp.response(200, BehaviourSchema)
 @citizen_required

@@ -24,6 +24,16 @@ from app.idempotency.models import IdempotencyRecord
 HEADER = "Idempotency-Key"
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,200}$")
 
+# For `@blp.doc(parameters=[IDEMPOTENCY_KEY_PARAMETER])` on every route wrapped in @idempotent.
+IDEMPOTENCY_KEY_PARAMETER = {
+    "in": "header",
+    "name": HEADER,
+    "required": False,
+    "description": "Retry safely: a request repeated with the same key gets the first answer again; "
+                   "the same key with another body is a 422.",
+    "schema": {"type": "string", "pattern": _KEY_PATTERN.pattern, "minLength": 1, "maxLength": 200},
+}
+
 
 def request_fingerprint() -> bytes:
     digest = hashlib.sha256()

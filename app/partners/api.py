@@ -53,7 +53,7 @@ def list_bindings() -> dict[str, Any]:
     return {"items": service.citizen_bindings(g.citizen_id)}
 
 
-@blp.delete("/me/bindings/<int:binding_id>")
+@blp.delete("/me/bindings/<id:binding_id>")
 @blp.doc(security=BEARER_SECURITY)
 @blp.response(204)
 @citizen_required
