@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
@@ -39,6 +40,22 @@ def decrypt(blob: bytes, aad: str) -> str:
 def blind_index(domain: str, value: str) -> bytes:
     """Keyed HMAC-SHA256 for equality lookup; an unkeyed hash of a phone number is brute-forced in minutes."""
     return hmac.new(_key("DATA_IDX_KEY"), f"{domain}\x00{value}".encode(), hashlib.sha256).digest()
+
+
+def blind_indexer(domain: str) -> Callable[[str], bytes]:
+    """blind_index(domain, value) for many values: the key schedule is done once, not per value.
+
+    A 5,000-event partner batch indexes thousands of account references; re-keying HMAC for each
+    was ~15% of the request's CPU.
+    """
+    keyed = hmac.new(_key("DATA_IDX_KEY"), f"{domain}\x00".encode(), hashlib.sha256)
+
+    def index(value: str) -> bytes:
+        digest = keyed.copy()
+        digest.update(value.encode())
+        return digest.digest()
+
+    return index
 
 
 def token_hash(token: str) -> bytes:

@@ -27,16 +27,18 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app.behaviours import fraud
 from app.extensions import db, redis_client
+from app.ledger.service import force_custom_plans
 from scenarios.engine import (
     ActivityError,
     FormulaError,
@@ -62,6 +64,20 @@ TEST_PAUSE_ENV = "CREDIT_TEST_PAUSE_AT"
 TEST_PAUSE_SECONDS_ENV = "CREDIT_TEST_PAUSE_SECONDS"
 PAUSE_FLAG_KEY = "test:crediting:paused"
 
+# Days and months travel as day numbers since DAY_ZERO, minutes as minutes since the Unix epoch:
+# plain ints cost a fraction of dates and datetimes to load, hash, sort and send back (~150 ms of
+# Python per 5,000 events, measured), and the SQL turns them back into dates and times.
+DAY_ZERO = "DATE '2000-01-01'"
+
+# Every statement below reaches big tables (events, usage, bindings, consents) only through a
+# unique or selective index, one probe per event — a nested loop forced where needed (LATERAL …
+# LIMIT, INSERT … ON CONFLICT, `id = ANY(…)`) — so a batch costs the same on a table of ten
+# thousand rows or ten million, whatever the planner's statistics say at the time.
+
+# The events to credit, locked (unless the caller holds their batch's lock), with their citizen
+# (resolved at ingestion, else through the binding now — COALESCE evaluates the sub-select only
+# when needed), the citizen's consents and the Asia/Shanghai day and month. Scenarios and versions
+# are a handful of rows: `_Catalogue` reads them once per batch and picks the version in Python.
 _SELECT_ACCEPTED = f"""
 SELECT e.id,
        e.scenario_code,
@@ -69,46 +85,32 @@ SELECT e.id,
        e.activity,
        e.item_key,
        e.district,
+       p.kind AS partner_kind,
+       e.partner_id IS NULL AS self_declared,
        c.id AS citizen_id,
        c.status AS citizen_status,
-       s.id AS scenario_id,
-       s.status AS scenario_status,
-       v.id AS version_id,
-       CASE WHEN e.partner_id IS NULL THEN coalesce(v.self_declared, false)
-            ELSE p.kind = ANY(v.data_sources) END AS source_allowed,
-       p.kind AS partner_kind,
        EXISTS (
            SELECT 1 FROM consents pc
            WHERE pc.citizen_id = c.id AND pc.kind = 'privacy' AND pc.withdrawn_at IS NULL
        ) AS privacy_consent,
-       (NOT coalesce(v.trajectory_consent, false)) OR EXISTS (
+       e.scenario_code = ANY(CAST(%(trajectory_codes)s AS text[])) AND EXISTS (
            SELECT 1 FROM consents tc
            WHERE tc.citizen_id = c.id AND tc.kind = 'trajectory'
              AND tc.scenario_code = e.scenario_code AND tc.withdrawn_at IS NULL
        ) AS trajectory_consent,
-       (e.occurred_at AT TIME ZONE '{SHANGHAI}')::date AS day,
-       date_trunc('month', e.occurred_at AT TIME ZONE '{SHANGHAI}')::date AS month
+       (e.occurred_at AT TIME ZONE '{SHANGHAI}')::date - {DAY_ZERO} AS day,
+       date_trunc('month', e.occurred_at AT TIME ZONE '{SHANGHAI}')::date - {DAY_ZERO} AS month,
+       floor(extract(epoch FROM e.occurred_at) / 60)::bigint AS minute
 FROM inbound_events e
-LEFT JOIN partner_bindings b
-       ON e.citizen_id IS NULL
-      AND b.partner_id = e.partner_id
-      AND b.account_ref_idx = e.account_ref_idx
-      AND b.unbound_at IS NULL
 LEFT JOIN partners p ON p.id = e.partner_id
-LEFT JOIN citizens c ON c.id = coalesce(e.citizen_id, b.citizen_id)
-LEFT JOIN scenarios s ON s.code = e.scenario_code
-LEFT JOIN LATERAL (
-    SELECT sv.id, sv.trajectory_consent, sv.data_sources, sv.self_declared
-    FROM scenario_versions sv
-    WHERE sv.scenario_id = s.id
-      AND sv.effective_from <= e.occurred_at
-      AND (sv.effective_to IS NULL OR e.occurred_at < sv.effective_to)
-    ORDER BY sv.effective_from DESC
-    LIMIT 1
-) v ON true
+LEFT JOIN citizens c ON c.id = coalesce(
+    e.citizen_id,
+    (SELECT b.citizen_id FROM partner_bindings b
+     WHERE b.partner_id = e.partner_id AND b.account_ref_idx = e.account_ref_idx AND b.unbound_at IS NULL)
+)
 WHERE {{where}} AND e.status = 'accepted'
 ORDER BY e.occurred_at, e.id
-FOR UPDATE OF e
+{{lock}}
 """
 
 # Claims unique items (e.g. e-invoice numbers), in key order so two batches claiming overlapping
@@ -117,7 +119,7 @@ FOR UPDATE OF e
 # transaction claimed it concurrently and committed after this statement's snapshot.
 _CLAIM_ITEMS = """
 WITH wanted AS (
-    SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:ids AS bigint[])) AS w(item_key, event_id)
+    SELECT * FROM unnest(CAST(%(keys)s AS text[]), CAST(%(ids)s AS bigint[])) AS w(item_key, event_id)
 ), inserted AS (
     INSERT INTO claimed_items (item_key, event_id, claimed_at)
     SELECT item_key, event_id, now() FROM wanted ORDER BY item_key
@@ -130,75 +132,88 @@ LEFT JOIN inserted i ON i.item_key = w.item_key
 LEFT JOIN claimed_items ci ON ci.item_key = w.item_key
 """
 
-_INSERT_DAILY = """
-INSERT INTO daily_usage (citizen_id, scenario_id, day, quantity, events, grams, points)
-SELECT citizen_id, scenario_id, day, 0, 0, 0, 0
-FROM unnest(CAST(:citizens AS bigint[]), CAST(:scenarios AS bigint[]), CAST(:periods AS date[]))
-     AS k(citizen_id, scenario_id, day)
-ORDER BY citizen_id, scenario_id, day
-ON CONFLICT DO NOTHING
-"""
-_LOCK_DAILY = """
-SELECT d.citizen_id, d.scenario_id, d.day, d.quantity, d.events, d.grams, d.points
-FROM daily_usage d
-JOIN unnest(CAST(:citizens AS bigint[]), CAST(:scenarios AS bigint[]), CAST(:periods AS date[]))
-     AS k(citizen_id, scenario_id, day)
-  ON d.citizen_id = k.citizen_id AND d.scenario_id = k.scenario_id AND d.day = k.day
-ORDER BY d.citizen_id, d.scenario_id, d.day
-FOR UPDATE OF d
-"""
-_UPDATE_DAILY = """
-UPDATE daily_usage d
-SET quantity = k.quantity, events = k.events, grams = k.grams, points = k.points
-FROM unnest(CAST(:citizens AS bigint[]), CAST(:scenarios AS bigint[]), CAST(:periods AS date[]),
-            CAST(:quantities AS numeric[]), CAST(:events AS integer[]), CAST(:grams AS bigint[]),
-            CAST(:points AS bigint[]))
+# Usage rows, optimistically: ONE upsert per table adds what the batch's open events would use if
+# every one were credited in full, creating missing rows and locking them in key order (rows are
+# inserted in ORDER BY order, so concurrent batches queue instead of deadlocking), and returns the
+# new totals. The totals before the batch are those minus what was added; the caps are walked from
+# them in Python (_apply_caps), and only rows whose outcome differs from the optimistic one — an
+# event capped or flagged, a fractional points rate — are written again (_write_usage). Before,
+# every row took two statements: lock-and-read, then write (~150 ms of 5,000 events).
+_ADD_DAILY = f"""
+INSERT INTO daily_usage AS d (citizen_id, scenario_id, day, quantity, events, grams, points)
+SELECT k.citizen_id, k.scenario_id, {DAY_ZERO} + k.day, k.quantity, k.events, k.grams, k.points
+FROM unnest(CAST(%(citizens)s AS bigint[]), CAST(%(scenarios)s AS bigint[]), CAST(%(periods)s AS integer[]),
+            CAST(%(quantities)s AS numeric[]), CAST(%(events)s AS integer[]), CAST(%(grams)s AS bigint[]),
+            CAST(%(points)s AS bigint[]))
      AS k(citizen_id, scenario_id, day, quantity, events, grams, points)
-WHERE d.citizen_id = k.citizen_id AND d.scenario_id = k.scenario_id AND d.day = k.day
+ORDER BY k.citizen_id, k.scenario_id, k.day
+ON CONFLICT (citizen_id, scenario_id, day) DO UPDATE
+SET quantity = d.quantity + excluded.quantity, events = d.events + excluded.events,
+    grams = d.grams + excluded.grams, points = d.points + excluded.points
+RETURNING d.citizen_id, d.scenario_id, d.day - {DAY_ZERO}, d.quantity, d.events, d.grams, d.points
 """
-_INSERT_MONTHLY = """
-INSERT INTO monthly_usage (citizen_id, scenario_id, month, quantity, grams, points)
-SELECT citizen_id, scenario_id, month, 0, 0, 0
-FROM unnest(CAST(:citizens AS bigint[]), CAST(:scenarios AS bigint[]), CAST(:periods AS date[]))
-     AS k(citizen_id, scenario_id, month)
-ORDER BY citizen_id, scenario_id, month
-ON CONFLICT DO NOTHING
+_ADD_MONTHLY = f"""
+INSERT INTO monthly_usage AS m (citizen_id, scenario_id, month, quantity, grams, points)
+SELECT k.citizen_id, k.scenario_id, {DAY_ZERO} + k.month, k.quantity, k.grams, k.points
+FROM unnest(CAST(%(citizens)s AS bigint[]), CAST(%(scenarios)s AS bigint[]), CAST(%(periods)s AS integer[]),
+            CAST(%(quantities)s AS numeric[]), CAST(%(events)s AS integer[]), CAST(%(grams)s AS bigint[]),
+            CAST(%(points)s AS bigint[]))
+     AS k(citizen_id, scenario_id, month, quantity, events, grams, points)
+ORDER BY k.citizen_id, k.scenario_id, k.month
+ON CONFLICT (citizen_id, scenario_id, month) DO UPDATE
+SET quantity = m.quantity + excluded.quantity, grams = m.grams + excluded.grams, points = m.points + excluded.points
+RETURNING m.citizen_id, m.scenario_id, m.month - {DAY_ZERO}, m.quantity, 0 AS events, m.grams, m.points
 """
-_LOCK_MONTHLY = """
-SELECT m.citizen_id, m.scenario_id, m.month, m.quantity, 0 AS events, m.grams, m.points
-FROM monthly_usage m
-JOIN unnest(CAST(:citizens AS bigint[]), CAST(:scenarios AS bigint[]), CAST(:periods AS date[]))
-     AS k(citizen_id, scenario_id, month)
-  ON m.citizen_id = k.citizen_id AND m.scenario_id = k.scenario_id AND m.month = k.month
-ORDER BY m.citizen_id, m.scenario_id, m.month
-FOR UPDATE OF m
+# Corrections: the final totals of rows this transaction holds locked, an upsert that always takes
+# the update path, so each row is found through the primary key.
+_WRITE_DAILY = f"""
+INSERT INTO daily_usage AS d (citizen_id, scenario_id, day, quantity, events, grams, points)
+SELECT k.citizen_id, k.scenario_id, {DAY_ZERO} + k.day, k.quantity, k.events, k.grams, k.points
+FROM unnest(CAST(%(citizens)s AS bigint[]), CAST(%(scenarios)s AS bigint[]), CAST(%(periods)s AS integer[]),
+            CAST(%(quantities)s AS numeric[]), CAST(%(events)s AS integer[]), CAST(%(grams)s AS bigint[]),
+            CAST(%(points)s AS bigint[]))
+     AS k(citizen_id, scenario_id, day, quantity, events, grams, points)
+ON CONFLICT (citizen_id, scenario_id, day) DO UPDATE
+SET quantity = excluded.quantity, events = excluded.events, grams = excluded.grams, points = excluded.points
 """
-_UPDATE_MONTHLY = """
-UPDATE monthly_usage m
-SET quantity = k.quantity, grams = k.grams, points = k.points
-FROM unnest(CAST(:citizens AS bigint[]), CAST(:scenarios AS bigint[]), CAST(:periods AS date[]),
-            CAST(:quantities AS numeric[]), CAST(:grams AS bigint[]), CAST(:points AS bigint[]))
+_WRITE_MONTHLY = f"""
+INSERT INTO monthly_usage AS m (citizen_id, scenario_id, month, quantity, grams, points)
+SELECT k.citizen_id, k.scenario_id, {DAY_ZERO} + k.month, k.quantity, k.grams, k.points
+FROM unnest(CAST(%(citizens)s AS bigint[]), CAST(%(scenarios)s AS bigint[]), CAST(%(periods)s AS integer[]),
+            CAST(%(quantities)s AS numeric[]), CAST(%(grams)s AS bigint[]), CAST(%(points)s AS bigint[]))
      AS k(citizen_id, scenario_id, month, quantity, grams, points)
-WHERE m.citizen_id = k.citizen_id AND m.scenario_id = k.scenario_id AND m.month = k.month
+ON CONFLICT (citizen_id, scenario_id, month) DO UPDATE
+SET quantity = excluded.quantity, grams = excluded.grams, points = excluded.points
 """
 
-# Trips of the same citizens already recorded in the same minute (the same-minute fraud rule).
+# Trips of the same citizens already recorded in the same minute (the same-minute fraud rule):
+# one range probe of ix_inbound_events_citizen_occurred per (citizen, scenario, minute).
 _RECORDED_SAME_MINUTE = """
-SELECT DISTINCT e.citizen_id, e.scenario_code, date_trunc('minute', e.occurred_at) AS minute
-FROM unnest(CAST(:citizens AS bigint[]), CAST(:codes AS text[]), CAST(:minutes AS timestamptz[]))
+SELECT w.citizen_id, w.scenario_code, w.minute
+FROM unnest(CAST(%(citizens)s AS bigint[]), CAST(%(codes)s AS text[]), CAST(%(minutes)s AS bigint[]))
      AS w(citizen_id, scenario_code, minute)
-JOIN inbound_events e
-  ON e.citizen_id = w.citizen_id
- AND e.occurred_at >= w.minute AND e.occurred_at < w.minute + interval '1 minute'
- AND e.scenario_code = w.scenario_code
-WHERE e.status = ANY(CAST(:statuses AS text[]))
+CROSS JOIN LATERAL (
+    SELECT 1 FROM inbound_events e
+    WHERE e.citizen_id = w.citizen_id
+      AND e.occurred_at >= to_timestamp(w.minute * 60) AND e.occurred_at < to_timestamp(w.minute * 60 + 60)
+      AND e.scenario_code = w.scenario_code
+      AND e.status = ANY(CAST(%(statuses)s AS text[]))
+    LIMIT 1
+) AS recorded
 """
 
+# Outcomes of the events loaded above. citizen_id is left as it is (so the rewrite stays a HOT
+# update) except on a partner's event, where it becomes the citizen crediting found — or none, for
+# an unknown account or a missing consent. A citizen's own declaration keeps its citizen.
+# No `status = 'accepted'` test here: the rows were read as accepted in this transaction under the
+# batch's (or their own) lock, and statistics say almost every event is final, so with that test
+# the planner expects a handful of rows and may rescan the 5,000-row unnest() once per event
+# (measured: 27 s). `id = ANY(:ids)` gives it the true row count.
 _WRITE_OUTCOMES = """
 UPDATE inbound_events e
 SET status = o.status,
     reason = o.reason,
-    citizen_id = coalesce(e.citizen_id, o.citizen_id),
+    citizen_id = CASE WHEN e.partner_id IS NULL THEN e.citizen_id ELSE o.citizen_id END,
     scenario_version_id = o.version_id,
     grams = o.grams,
     credited_grams = o.credited_grams,
@@ -206,22 +221,22 @@ SET status = o.status,
     points = o.points,
     transfer_id = o.transfer_id,
     processed_at = now()
-FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
-            CAST(:citizens AS bigint[]), CAST(:versions AS bigint[]), CAST(:grams AS bigint[]),
-            CAST(:credited AS bigint[]), CAST(:capped AS bigint[]), CAST(:points AS bigint[]),
-            CAST(:transfers AS uuid[]))
+FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(statuses)s AS text[]), CAST(%(reasons)s AS text[]),
+            CAST(%(citizens)s AS bigint[]), CAST(%(versions)s AS bigint[]), CAST(%(grams)s AS bigint[]),
+            CAST(%(credited)s AS bigint[]), CAST(%(capped)s AS bigint[]), CAST(%(points)s AS bigint[]),
+            CAST(%(transfers)s AS uuid[]))
      AS o(id, status, reason, citizen_id, version_id, grams, credited_grams, capped_grams, points, transfer_id)
-WHERE e.id = o.id AND e.status = 'accepted'
+WHERE e.id = ANY(CAST(%(ids)s AS bigint[])) AND e.id = o.id
 """
 
 _COMPLETE_BATCH = """
 UPDATE event_batches SET completed_at = now()
-WHERE id = :batch_id AND completed_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM inbound_events WHERE batch_id = :batch_id AND status = 'accepted')
+WHERE id = %(batch_id)s AND completed_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM inbound_events WHERE batch_id = %(batch_id)s AND status = 'accepted')
 """
 
 
-@dataclass
+@dataclass(slots=True)
 class _Event:
     """One accepted event as loaded, and its outcome as it is decided."""
 
@@ -234,8 +249,9 @@ class _Event:
     citizen_id: int | None
     scenario_id: int | None
     version_id: int | None
-    day: date
-    month: date
+    day: int  # Asia/Shanghai day, as days since DAY_ZERO
+    month: int  # its month's first day, likewise
+    minute: int  # occurred_at in minutes since the Unix epoch, for the same-minute fraud rule
     status: str = "accepted"
     reason: str | None = None
     spec: ScenarioSpec | None = None
@@ -257,13 +273,18 @@ class _Event:
         return self.status == "accepted"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Usage:
+    """A usage row's totals before the batch, walked forward by _apply_caps to its final totals."""
+
     quantity: Decimal
     events: int
     grams: int
     points: int
-    changed: bool = False
+    written: tuple[Decimal, int, int, int]  # what the optimistic upsert left in the row
+
+    def final(self) -> tuple[Decimal, int, int, int]:
+        return self.quantity, self.events, self.grams, self.points
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,8 +301,11 @@ def credit_batch(batch_id: uuid.UUID) -> dict[str, int]:
         return {"events": 0}
     if locked.completed_at is not None:
         return {"events": 0}
-    counts = _credit("e.batch_id = :batch_id", {"batch_id": batch_id})
-    db.session.execute(text(_COMPLETE_BATCH), {"batch_id": batch_id})
+    # The batch row lock above serialises every run of this batch, and nothing else writes a batch's
+    # events while it has accepted ones (a reviewer's approval comes after the batch completed), so
+    # the events themselves are not locked again: 5,000 row locks cost ~25 ms and 270 kB of WAL.
+    counts = _credit("e.batch_id = %(batch_id)s", {"batch_id": batch_id}, lock_events=False)
+    _execute(_COMPLETE_BATCH, {"batch_id": batch_id})
     _pause_for_tests("before_commit")
     return counts
 
@@ -296,7 +320,8 @@ def credit_events(event_ids: list[int], *, reviewed: bool = False) -> dict[str, 
     if not event_ids:
         return {"events": 0}
     counts = _credit(
-        "e.id = ANY(CAST(:event_ids AS bigint[]))", {"event_ids": sorted(set(event_ids))}, fraud_checks=not reviewed
+        "e.id = ANY(CAST(%(event_ids)s AS bigint[]))", {"event_ids": _array(sorted(set(event_ids)))},
+        fraud_checks=not reviewed,
     )
     _pause_for_tests("before_commit")
     return counts
@@ -319,9 +344,14 @@ def batches_to_sweep(after_seconds: int, limit: int = 1000) -> list[uuid.UUID]:
 # The shared implementation
 
 
-def _credit(where: str, params: dict[str, Any], *, fraud_checks: bool = True) -> dict[str, int]:
+def _credit(
+    where: str, params: dict[str, Any], *, fraud_checks: bool = True, lock_events: bool = True
+) -> dict[str, int]:
     # JIT is off for every connection (config): it cost 1-3 s on this 50-150 ms batch SELECT.
-    events = _load(where, params)
+    db.session.flush()  # the statements below run on the session's connection, not through the ORM
+    force_custom_plans()
+    catalogue = _Catalogue()
+    events = _load(where, params, catalogue, lock_events)
     if not events:
         return {"events": 0}
     _screen(events)
@@ -342,60 +372,112 @@ def _credit(where: str, params: dict[str, Any], *, fraud_checks: bool = True) ->
     }
 
 
-def _load(where: str, params: dict[str, Any]) -> list[_Event]:
-    rows = db.session.execute(text(_SELECT_ACCEPTED.format(where=where)), params).mappings().all()
-    events = []
-    for row in rows:
-        event = _Event(
-            id=row["id"],
-            scenario_code=row["scenario_code"],
-            occurred_at=row["occurred_at"],
-            activity=row["activity"],
-            item_key=row["item_key"],
-            district=row["district"],
-            citizen_id=row["citizen_id"],
-            scenario_id=row["scenario_id"],
-            version_id=row["version_id"],
-            day=row["day"],
-            month=row["month"],
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """What crediting needs of a scenario version, read once per batch."""
+
+    id: int
+    effective_from: datetime
+    effective_to: datetime | None
+    data_sources: frozenset[str]
+    self_declared: bool
+    trajectory_consent: bool
+    row: Any  # the ScenarioVersion, for its engine spec
+
+
+class _Catalogue:
+    """Every scenario and its versions (a handful of rows), read once per batch.
+
+    Picking the version in force in Python replaces a per-event LATERAL subquery and sort.
+    """
+
+    def __init__(self) -> None:
+        from scenarios.models import Scenario, ScenarioVersion
+
+        rows = db.session.execute(
+            select(Scenario.code, Scenario.id, Scenario.status, ScenarioVersion)
+            .outerjoin(ScenarioVersion, ScenarioVersion.scenario_id == Scenario.id)
+            .order_by(Scenario.code, ScenarioVersion.effective_from.desc())
+        ).all()
+        self.scenarios: dict[str, tuple[int, str]] = {}
+        self.versions: dict[str, list[_Version]] = {}
+        for code, scenario_id, status, version in rows:
+            self.scenarios[code] = (scenario_id, status)
+            if version is not None:
+                self.versions.setdefault(code, []).append(
+                    _Version(version.id, version.effective_from, version.effective_to,
+                             frozenset(version.data_sources), version.self_declared, version.trajectory_consent,
+                             version)
+                )
+        self.trajectory_codes = sorted(
+            code for code, versions in self.versions.items() if any(v.trajectory_consent for v in versions)
         )
-        if row["citizen_id"] is None:
+        self._specs: dict[int, ScenarioSpec] = {}
+
+    def version_at(self, code: str, at: datetime) -> _Version | None:
+        """The latest version whose period contains `at` (versions are newest first)."""
+        for version in self.versions.get(code, ()):
+            if version.effective_from <= at and (version.effective_to is None or at < version.effective_to):
+                return version
+        return None
+
+    def spec(self, version: _Version) -> ScenarioSpec:
+        spec = self._specs.get(version.id)
+        if spec is None:
+            from scenarios.service import spec_for
+
+            spec = self._specs[version.id] = spec_for(version.row)
+        return spec
+
+
+def _load(where: str, params: dict[str, Any], catalogue: _Catalogue, lock_events: bool) -> list[_Event]:
+    rows = _execute(
+        _SELECT_ACCEPTED.format(where=where, lock="FOR UPDATE OF e" if lock_events else ""),
+        {**params, "trajectory_codes": _texts(catalogue.trajectory_codes)},
+    )
+    events = []
+    for (event_id, code, occurred_at, activity, item_key, district, partner_kind, self_declared, citizen_id,
+         citizen_status, privacy_consent, trajectory_consent, day, month, minute) in rows:
+        scenario = catalogue.scenarios.get(code)
+        version = catalogue.version_at(code, occurred_at) if scenario is not None else None
+        event = _Event(
+            id=event_id,
+            scenario_code=code,
+            occurred_at=occurred_at,
+            activity=activity,
+            item_key=item_key,
+            district=district,
+            citizen_id=citizen_id,
+            scenario_id=scenario[0] if scenario is not None else None,
+            version_id=version.id if version is not None else None,
+            day=day,
+            month=month,
+            minute=minute,
+        )
+        events.append(event)
+        if citizen_id is None:
             event.decide("unknown_account", "the account reference is not bound to a citizen")
-        elif row["citizen_status"] != "active":
+        elif citizen_status != "active":
             event.citizen_id = None
             event.decide("unknown_account", "the citizen's account is closed")
-        elif not row["privacy_consent"]:
+        elif not privacy_consent:
             event.citizen_id = None  # nothing is recorded against a citizen who has not consented
             event.decide("no_consent", "no privacy consent in force")
-        elif not row["trajectory_consent"]:
+        elif version is not None and version.trajectory_consent and not trajectory_consent:
             event.citizen_id = None
-            event.decide("no_consent", f"no trajectory consent in force for {row['scenario_code']}")
-        elif row["scenario_id"] is None:
-            event.decide("rejected", f"unknown scenario {row['scenario_code']}")
-        elif row["scenario_status"] != "live":
-            event.decide("rejected", f"scenario {row['scenario_code']} is {row['scenario_status']}")
-        elif row["version_id"] is None:
-            event.decide(
-                "rejected",
-                f"no version of {row['scenario_code']} in force at {row['occurred_at'].isoformat()}",
-            )
-        elif not row["source_allowed"]:
-            source = f"partner kind {row['partner_kind']}" if row["partner_kind"] else "self-declaration"
-            event.decide("rejected", f"{source} may not report {row['scenario_code']}")
-        events.append(event)
+            event.decide("no_consent", f"no trajectory consent in force for {code}")
+        elif scenario is None:
+            event.decide("rejected", f"unknown scenario {code}")
+        elif scenario[1] != "live":
+            event.decide("rejected", f"scenario {code} is {scenario[1]}")
+        elif version is None:
+            event.decide("rejected", f"no version of {code} in force at {occurred_at.isoformat()}")
+        elif not (version.self_declared if self_declared else partner_kind in version.data_sources):
+            source = f"partner kind {partner_kind}" if partner_kind else "self-declaration"
+            event.decide("rejected", f"{source} may not report {code}")
+        else:
+            event.spec = catalogue.spec(version)
     return events
-
-
-def _specs(version_ids: set[int]) -> dict[int, ScenarioSpec]:
-    from scenarios.models import ScenarioVersion
-    from scenarios.service import spec_for
-
-    specs = {}
-    for version_id in sorted(version_ids):
-        version = db.session.get(ScenarioVersion, version_id)
-        assert version is not None
-        specs[version_id] = spec_for(version)
-    return specs
 
 
 def _screen(events: list[_Event]) -> None:
@@ -403,18 +485,17 @@ def _screen(events: list[_Event]) -> None:
 
     Done before the item claims so a rejected event never holds a claim.
     """
-    specs = _specs({event.version_id for event in events if event.open and event.version_id is not None})
     for event in events:
         if not event.open:
             continue
-        spec = specs[event.version_id]  # type: ignore[index]
+        spec = event.spec
+        assert spec is not None
         try:
             calculation = calculate(spec, event.activity)
             event.quantity = cap_quantity(spec, calculation.trace["activity"], calculation.grams)
         except (ActivityError, FormulaError) as error:
             event.decide("rejected", f"activity not accepted by {spec.code} v{spec.version}: {error}")
             continue
-        event.spec = spec
         event.trace = calculation.trace
         event.grams = calculation.grams
 
@@ -432,42 +513,65 @@ def _claim_items(events: list[_Event]) -> None:
     if not wanted:
         return
     keys = list(wanted)
-    rows = db.session.execute(
-        text(_CLAIM_ITEMS), {"keys": keys, "ids": [wanted[key].id for key in keys]}
-    ).all()
+    rows = _execute(_CLAIM_ITEMS, {"keys": _texts(keys), "ids": _array([wanted[key].id for key in keys])})
     holders = {event_id: holder for event_id, holder in rows}
     for event in wanted.values():
         if holders.get(event.id) != event.id:
             event.decide("duplicate_item", "this item was already credited to another event")
 
 
-UsageKey = tuple[int, int, date]
+UsageKey = tuple[int, int, int]  # citizen, scenario, day (or month) number
 
 
 def _lock_usage(events: list[_Event]) -> tuple[dict[UsageKey, _Usage], dict[UsageKey, _Usage]]:
-    """Create the usage rows the events need and lock them in key order (no deadlock between batches)."""
-    day_keys = sorted({(e.citizen_id, e.scenario_id, e.day) for e in events})  # type: ignore[misc]
-    month_keys = sorted({(e.citizen_id, e.scenario_id, e.month) for e in events})  # type: ignore[misc]
-    return (
-        _lock_rows(_INSERT_DAILY, _LOCK_DAILY, day_keys),  # type: ignore[arg-type]
-        _lock_rows(_INSERT_MONTHLY, _LOCK_MONTHLY, month_keys),  # type: ignore[arg-type]
-    )
+    """Add the open events' optimistic use to their usage rows, locked in key order; totals before them back.
+
+    Every open event counts as credited in full: its cap quantity, one event, its grams, and as many
+    points as grams where the rate is 1 (a fractional rate depends on the day's running total, so
+    its points are left to the correction).
+    """
+    day_adds: dict[UsageKey, list[Any]] = {}
+    month_adds: dict[UsageKey, list[Any]] = {}
+    for event in events:
+        assert event.spec is not None and event.grams is not None
+        points = event.grams if event.spec.points_per_gram == 1 else 0
+        for adds, period in ((day_adds, event.day), (month_adds, event.month)):
+            key = (event.citizen_id, event.scenario_id, period)
+            add = adds.get(key)  # type: ignore[arg-type]
+            if add is None:
+                adds[key] = [event.quantity, 1, event.grams, points]  # type: ignore[index]
+            else:
+                add[0] += event.quantity
+                add[1] += 1
+                add[2] += event.grams
+                add[3] += points
+    return _add_usage(_ADD_DAILY, day_adds, counts_events=True), _add_usage(_ADD_MONTHLY, month_adds, False)
 
 
-def _lock_rows(insert_sql: str, lock_sql: str, keys: list[UsageKey]) -> dict[UsageKey, _Usage]:
-    if not keys:
+def _add_usage(sql: str, adds: dict[UsageKey, list[Any]], counts_events: bool) -> dict[UsageKey, _Usage]:
+    if not adds:
         return {}
-    params = {
-        "citizens": [key[0] for key in keys],
-        "scenarios": [key[1] for key in keys],
-        "periods": [key[2] for key in keys],
-    }
-    db.session.execute(text(insert_sql), params)
-    rows = db.session.execute(text(lock_sql), params).all()
-    return {
-        (row[0], row[1], row[2]): _Usage(quantity=Decimal(row[3]), events=row[4], grams=row[5], points=row[6])
-        for row in rows
-    }
+    keys = sorted(adds)
+    citizens, scenarios, periods = zip(*keys, strict=True)
+    added = [adds[key] for key in keys]
+    rows = _execute(sql, {
+        "citizens": _array(citizens),
+        "scenarios": _array(scenarios),
+        "periods": _array(periods),
+        "quantities": _array([add[0] for add in added]),
+        "events": _array([add[1] for add in added]),
+        "grams": _array([add[2] for add in added]),
+        "points": _array([add[3] for add in added]),
+    })
+    usage = {}
+    for citizen, scenario, period, quantity, count, grams, points in rows:
+        add = adds[(citizen, scenario, period)]
+        added_events = add[1] if counts_events else 0
+        usage[(citizen, scenario, period)] = _Usage(
+            quantity - add[0], count - added_events, grams - add[2], points - add[3],
+            written=(quantity, count, grams, points),
+        )
+    return usage
 
 
 def _apply_fraud_rules(events: list[_Event]) -> None:
@@ -478,7 +582,7 @@ def _apply_fraud_rules(events: list[_Event]) -> None:
     """
     recorded = _recorded_minutes([e for e in events if e.scenario_code in fraud.SAME_MINUTE_SCENARIOS])
     for event in events:
-        key = (event.citizen_id, event.scenario_code, _minute(event.occurred_at))
+        key = (event.citizen_id, event.scenario_code, event.minute)
         same_minute = event.scenario_code in fraud.SAME_MINUTE_SCENARIOS
         assert event.trace is not None
         reason = fraud.implausible(event.scenario_code, event.trace["activity"])
@@ -490,28 +594,21 @@ def _apply_fraud_rules(events: list[_Event]) -> None:
             recorded.add(key)
 
 
-def _minute(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
-
-
-def _recorded_minutes(events: list[_Event]) -> set[tuple[int, str, datetime]]:
+def _recorded_minutes(events: list[_Event]) -> set[tuple[int, str, int]]:
     if not events:
         return set()
-    wanted = sorted({(e.citizen_id, e.scenario_code, _minute(e.occurred_at)) for e in events})  # type: ignore[type-var]
-    rows = db.session.execute(
-        text(_RECORDED_SAME_MINUTE),
+    wanted = list({(e.citizen_id, e.scenario_code, e.minute) for e in events})
+    citizens, codes, minutes = zip(*wanted, strict=True)
+    rows = _execute(
+        _RECORDED_SAME_MINUTE,
         {
-            "citizens": [key[0] for key in wanted],
-            "codes": [key[1] for key in wanted],
-            "minutes": [key[2] for key in wanted],
-            "statuses": list(fraud.RECORDED_STATUSES),
+            "citizens": _array(citizens),
+            "codes": _texts(codes),
+            "minutes": _array(minutes),
+            "statuses": _texts(fraud.RECORDED_STATUSES),
         },
-    ).all()
-    return {(row[0], row[1], row[2]) for row in rows}
-
-
-def _remaining(cap: Decimal | None, used: Decimal) -> Decimal | None:
-    return None if cap is None else cap - used
+    )
+    return set(rows)
 
 
 def _apply_caps(events: list[_Event], daily: dict[UsageKey, _Usage], monthly: dict[UsageKey, _Usage]) -> None:
@@ -521,12 +618,10 @@ def _apply_caps(events: list[_Event], daily: dict[UsageKey, _Usage], monthly: di
         assert spec is not None and event.grams is not None
         day = daily[(event.citizen_id, event.scenario_id, event.day)]  # type: ignore[index]
         month = monthly[(event.citizen_id, event.scenario_id, event.month)]  # type: ignore[index]
-        limits = [
-            left
-            for left in (_remaining(spec.cap_per_day, day.quantity), _remaining(spec.cap_per_month, month.quantity))
-            if left is not None
-        ]
-        allowed = min(limits) if limits else None
+        allowed = None if spec.cap_per_day is None else spec.cap_per_day - day.quantity  # what is left
+        if spec.cap_per_month is not None:
+            left = spec.cap_per_month - month.quantity
+            allowed = left if allowed is None else min(allowed, left)
         quantity = event.quantity
         if allowed is None:
             consumed, credited = quantity, event.grams
@@ -556,34 +651,55 @@ def _apply_caps(events: list[_Event], daily: dict[UsageKey, _Usage], monthly: di
             usage.quantity += consumed
             usage.grams += credited
             usage.points += points
-            usage.changed = True
 
 
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(Decimal(value).normalize(), "f")
 
 
-def _details(event: _Event) -> dict[str, Any]:
-    """The explanation stored with the ledger entry: everything needed to recompute it (BRIEF R2.2, R3.4)."""
-    spec, trace = event.spec, event.trace
-    assert spec is not None and trace is not None
+# The explanation stored with a ledger entry: everything needed to recompute it (BRIEF R2.2, R3.4).
+# The ledger shows {**shared, **own}: the shared part is the same for every event of a scenario
+# version with the same parameters (ledger_explanations, stored once); each transfer keeps its own.
+
+
+def _own_details(event: _Event) -> dict[str, Any]:
+    trace = event.trace
+    assert trace is not None
     return {
-        "scenario_code": spec.code,
-        "scenario_version": spec.version,
-        "methodology_code": spec.methodology_code,
-        "methodology_version": spec.methodology_version,
         "activity": trace["activity"],
-        "formula": trace["formula"],
-        "parameters": trace["parameters"],
         "exact": trace["exact"],
         "grams": event.grams,
         "credited_grams": event.credited_grams,
         "capped_grams": event.capped_grams,
         "cap_applied": event.cap_applied,
-        "points_per_gram": _text(spec.points_per_gram),
         "occurred_at": event.occurred_at.isoformat(),
         "district": event.district,
     }
+
+
+class _SharedDetails:
+    """One dict per (scenario version, parameters used): the ledger stores each once."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def of(self, event: _Event) -> dict[str, Any]:
+        spec, trace = event.spec, event.trace
+        assert spec is not None and trace is not None
+        parameters = trace["parameters"]
+        key = (event.version_id, *parameters.items())
+        shared = self._made.get(key)
+        if shared is None:
+            shared = self._made[key] = {
+                "scenario_code": spec.code,
+                "scenario_version": spec.version,
+                "methodology_code": spec.methodology_code,
+                "methodology_version": spec.methodology_version,
+                "formula": trace["formula"],
+                "parameters": parameters,
+                "points_per_gram": _text(spec.points_per_gram),
+            }
+        return shared
 
 
 def earning_key(event_id: int) -> str:
@@ -595,6 +711,7 @@ def _post_to_ledger(events: list[_Event]) -> None:
         return
     from app.ledger.service import Earning, post_earnings
 
+    shared = _SharedDetails()
     earnings = [
         Earning(
             idempotency_key=earning_key(event.id),
@@ -602,7 +719,8 @@ def _post_to_ledger(events: list[_Event]) -> None:
             scenario_code=event.scenario_code,
             amount=event.points,  # type: ignore[arg-type]
             event_id=event.id,
-            details=_details(event),
+            details=_own_details(event),
+            shared_details=shared.of(event),
         )
         for event in events
     ]
@@ -612,49 +730,54 @@ def _post_to_ledger(events: list[_Event]) -> None:
 
 
 def _write_usage(daily: dict[UsageKey, _Usage], monthly: dict[UsageKey, _Usage]) -> None:
-    changed_days = sorted(key for key, usage in daily.items() if usage.changed)
+    """Write the final totals of the rows where they differ from the optimistic ones (rarely any)."""
+    changed_days = sorted(key for key, usage in daily.items() if usage.final() != usage.written)
     if changed_days:
-        db.session.execute(
-            text(_UPDATE_DAILY),
+        citizens, scenarios, days = zip(*changed_days, strict=True)
+        usages = [daily[key] for key in changed_days]
+        _execute(
+            _WRITE_DAILY,
             {
-                "citizens": [key[0] for key in changed_days],
-                "scenarios": [key[1] for key in changed_days],
-                "periods": [key[2] for key in changed_days],
-                "quantities": [daily[key].quantity for key in changed_days],
-                "events": [daily[key].events for key in changed_days],
-                "grams": [daily[key].grams for key in changed_days],
-                "points": [daily[key].points for key in changed_days],
+                "citizens": _array(citizens),
+                "scenarios": _array(scenarios),
+                "periods": _array(days),
+                "quantities": _array([u.quantity for u in usages]),
+                "events": _array([u.events for u in usages]),
+                "grams": _array([u.grams for u in usages]),
+                "points": _array([u.points for u in usages]),
             },
         )
-    changed_months = sorted(key for key, usage in monthly.items() if usage.changed)
+    changed_months = sorted(key for key, usage in monthly.items() if usage.final() != usage.written)
     if changed_months:
-        db.session.execute(
-            text(_UPDATE_MONTHLY),
+        citizens, scenarios, months = zip(*changed_months, strict=True)
+        usages = [monthly[key] for key in changed_months]
+        _execute(
+            _WRITE_MONTHLY,
             {
-                "citizens": [key[0] for key in changed_months],
-                "scenarios": [key[1] for key in changed_months],
-                "periods": [key[2] for key in changed_months],
-                "quantities": [monthly[key].quantity for key in changed_months],
-                "grams": [monthly[key].grams for key in changed_months],
-                "points": [monthly[key].points for key in changed_months],
+                "citizens": _array(citizens),
+                "scenarios": _array(scenarios),
+                "periods": _array(months),
+                "quantities": _array([u.quantity for u in usages]),
+                "grams": _array([u.grams for u in usages]),
+                "points": _array([u.points for u in usages]),
             },
         )
 
 
 def _write_outcomes(events: list[_Event]) -> None:
-    db.session.execute(
-        text(_WRITE_OUTCOMES),
+    _execute(
+        _WRITE_OUTCOMES,
         {
-            "ids": [e.id for e in events],
-            "statuses": [e.status for e in events],
-            "reasons": [e.reason for e in events],
-            "citizens": [e.citizen_id for e in events],
-            "versions": [e.version_id for e in events],
-            "grams": [e.grams for e in events],
-            "credited": [e.credited_grams for e in events],
-            "capped": [e.capped_grams for e in events],
-            "points": [e.points for e in events],
-            "transfers": [e.transfer_id for e in events],
+            "ids": _array([e.id for e in events]),
+            "statuses": _texts([e.status for e in events]),
+            "reasons": _texts([e.reason for e in events]),
+            "citizens": _array([e.citizen_id for e in events]),
+            "versions": _array([e.version_id for e in events]),
+            "grams": _array([e.grams for e in events]),
+            "credited": _array([e.credited_grams for e in events]),
+            "capped": _array([e.capped_grams for e in events]),
+            "points": _array([e.points for e in events]),
+            "transfers": _array([e.transfer_id for e in events]),
         },
     )
 
@@ -662,10 +785,47 @@ def _write_outcomes(events: list[_Event]) -> None:
 def _release_claims(events: list[_Event]) -> None:
     """A declaration claims its item when declared; if crediting refuses the event, the item is free again."""
     if events:
-        db.session.execute(
-            text("DELETE FROM claimed_items WHERE event_id = ANY(CAST(:ids AS bigint[]))"),
-            {"ids": [event.id for event in events]},
+        _execute(
+            "DELETE FROM claimed_items WHERE event_id = ANY(CAST(%(ids)s AS bigint[]))",
+            {"ids": _array([event.id for event in events])},
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Talking to PostgreSQL on the hot path
+
+
+def _execute(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run one set-based statement on the session's connection (its transaction); plain tuples back.
+
+    The batch statements bypass SQLAlchemy's result rows, which cost ~10 µs a row on 5,000-row
+    results, and take their arrays as literals (`_array`, `_texts`). Placeholders are psycopg's
+    `%(name)s`.
+    """
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    cursor.execute(sql, params)
+    return cursor.fetchall() if cursor.description is not None else []
+
+
+def _array(values: Sequence[Any] | Iterable[Any]) -> str:
+    """A PostgreSQL array literal of ints, Decimals, dates, UUIDs or ISO timestamps; None is NULL.
+
+    psycopg adapts a list element by element in Python: for 5,000 values that took 10 ms (ints) to
+    21 ms (dates) per array, against 3.6-10 ms for the literal — over ten arrays a batch. None of
+    these types' text forms needs quoting inside an array literal.
+    """
+    values = values if isinstance(values, (list, tuple)) else list(values)
+    if None in values:
+        return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _texts(values: Iterable[str | None]) -> str:
+    """A PostgreSQL text[] literal: every element quoted, backslashes and quotes escaped; None is NULL."""
+    return "{" + ",".join(
+        "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for value in values
+    ) + "}"
 
 
 def _pause_for_tests(point: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -153,6 +154,11 @@ class BindingView:
 def account_ref_index(partner_id: int, account_ref: str) -> bytes:
     """The keyed blind index that events and bindings are matched on."""
     return crypto.blind_index(f"partner_ref:{partner_id}", account_ref)
+
+
+def account_ref_indexer(partner_id: int) -> Callable[[str], bytes]:
+    """account_ref_index(partner_id, ·) for a whole batch of references, keyed once."""
+    return crypto.blind_indexer(f"partner_ref:{partner_id}")
 
 
 def issue_binding_code(citizen_id: int, partner_code: str) -> tuple[str, datetime]:

@@ -16,7 +16,7 @@ from app.behaviours.crediting import credit_batch, credit_events
 from app.behaviours.models import InboundEvent
 from app.extensions import db
 from app.ledger.models import LedgerTransfer
-from app.ledger.service import check_invariants, transfer_id_for
+from app.ledger.service import check_invariants, transfer_explanation, transfer_id_for
 from app.partners.models import PartnerBinding
 from scenarios import definitions
 from scenarios.models import Methodology
@@ -73,7 +73,7 @@ def test_the_ledger_entry_explains_itself(world) -> None:
     transfer = db.session.get(LedgerTransfer, event.transfer_id)
 
     assert transfer.amount == 828 and transfer.citizen_id == world["citizen"]
-    assert transfer.details == {
+    assert transfer_explanation(transfer.id) == {
         "scenario_code": "metro_trip",
         "scenario_version": 1,
         "methodology_code": "SHCI-P-METRO",
@@ -106,7 +106,7 @@ def test_recycling_uses_the_materials_lookup_table(world) -> None:
         Ev(ref, "recycling_dropoff", f"{DAY}T02:30:00Z", {"material": "glass", "weight_kg": "1.2"}),
     ])
     assert (paper.grams, glass.grams) == (7500, 300)
-    details = db.session.get(LedgerTransfer, glass.transfer_id).details
+    details = transfer_explanation(glass.transfer_id)
     assert details["parameters"] == {"factor[glass]": "250"}
 
 
@@ -162,7 +162,7 @@ def test_a_5_kg_drop_with_18_kg_used_credits_2_kg(world) -> None:
     ])
     assert (first.credited_grams, first.capped_grams) == (54000, 0)
     assert (second.status, second.grams, second.credited_grams, second.capped_grams) == ("credited", 4500, 1800, 2700)
-    details = db.session.get(LedgerTransfer, second.transfer_id).details
+    details = transfer_explanation(second.transfer_id)
     assert details["cap_applied"] == {"unit": "weight_kg", "per_day": "20", "per_month": None}
     assert usage(world["citizen"], "recycling_dropoff", DAY)[0] == Decimal(20)
 
@@ -241,7 +241,7 @@ def test_the_version_in_force_at_the_events_time_applies(world) -> None:
 
     assert (before.scenario_version_id, before.grams) == (v1.id, 186)  # 2 x 93.3
     assert (after.scenario_version_id, after.grams) == (v2.id, 200)  # 2 x 100
-    details = db.session.get(LedgerTransfer, after.transfer_id).details
+    details = transfer_explanation(after.transfer_id)
     assert (details["scenario_version"], details["methodology_version"]) == (2, 2)
 
 

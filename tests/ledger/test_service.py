@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 import app.ledger.service as ledger
 from app.errors import AppError
 from app.extensions import db
-from app.ledger.models import LedgerAccount, LedgerTransfer
+from app.ledger.models import LedgerAccount, LedgerExplanation, LedgerTransfer
 from app.ledger.service import (
     Balances,
     Earning,
@@ -95,6 +95,23 @@ def test_post_earnings_stores_the_event_id(db_session):
     alice = make_citizen()
     ids = post_earnings([Earning("earn:event:42", alice, "metro_trip", 5, 42, {})])
     assert db.session.get(LedgerTransfer, ids["earn:event:42"]).event_id == 42
+
+
+def test_a_shared_explanation_is_stored_once_and_shown_with_each_entry(db_session):
+    alice, bob = make_citizen(), make_citizen()
+    shared = {"scenario_code": "metro_trip", "formula": "distance_km * net_g_per_km", "parameters": {"net": "78.4"}}
+    ids = post_earnings([
+        Earning("earn:event:1", alice, "metro_trip", 78, 1, {"activity": {"distance_km": "1"}}, shared),
+        Earning("earn:event:2", bob, "metro_trip", 156, 2, {"activity": {"distance_km": "2"}}, shared),
+    ])
+    post_earnings([Earning("earn:event:3", alice, "metro_trip", 78, 3, {"activity": {"distance_km": "1"}},
+                           dict(shared))])  # the same content again, in another batch
+
+    assert db.session.scalar(select(func.count()).select_from(LedgerExplanation)) == 1
+    assert ledger.transfer_explanation(ids["earn:event:2"]) == {**shared, "activity": {"distance_km": "2"}}
+    entries = ledger_entries(alice, cursor=None, limit=10)["items"]
+    assert [e["explanation"] for e in entries] == [{**shared, "activity": {"distance_km": "1"}}] * 2
+    assert check_invariants() == []
 
 
 def test_rerunning_a_batch_changes_nothing(db_session):
@@ -453,3 +470,35 @@ def test_check_invariants_finds_a_negative_citizen(db_session):
     )
     problems = check_invariants()
     assert any("below zero" in p for p in problems)
+
+
+def test_check_invariants_finds_a_transfer_naming_a_missing_account(db_session):
+    """Transfers carry no foreign key to their accounts (too costly on the earn path): the check covers it."""
+    alice = make_citizen()
+    funded(alice, 100)
+    db.session.execute(
+        text(
+            "INSERT INTO ledger_transfers (id, idempotency_key, kind, debit_account_id, credit_account_id, amount,"
+            " pending, citizen_id, details) VALUES (:id, 'stray', 'adjust', 999999, 999998, 1, false, NULL, '{}')"
+        ),
+        {"id": transfer_id_for("stray")},
+    )
+    problems = check_invariants()
+    assert any("does not exist" in p and "debit account 999999" in p for p in problems)
+    assert any("does not exist" in p and "credit account 999998" in p for p in problems)
+
+
+def test_ledger_accounts_are_never_deleted(db_session):
+    alice = make_citizen()
+    funded(alice, 100)
+    with pytest.raises(Exception, match="never deleted"), db.session.begin_nested():
+        db.session.execute(text("DELETE FROM ledger_accounts WHERE citizen_id = :c"), {"c": alice})
+
+
+def test_check_invariants_finds_a_missing_explanation(db_session):
+    alice = make_citizen()
+    funded(alice, 100)
+    # only inside this test's rolled-back transaction
+    db.session.execute(text("ALTER TABLE ledger_transfers DISABLE TRIGGER ledger_transfers_append_only"))
+    db.session.execute(text("UPDATE ledger_transfers SET explanation_id = :x"), {"x": uuid.uuid4()})
+    assert any("explanation that does not exist" in p for p in check_invariants())
