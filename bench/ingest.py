@@ -637,6 +637,7 @@ def main() -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # also when started in the background, where SIGINT is ignored
     try:
         say(f"database {database_name(args.database_url)} (fresh), redis {args.redis_url}, logs in {log_dir}")
         claim_redis(args.redis_url)

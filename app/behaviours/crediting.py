@@ -7,15 +7,22 @@ events. The database work is set-based — a fixed number of statements per batc
 size:
 
 1. lock the batch row (two runs of one batch serialise; a completed batch returns at once);
-2. ONE SELECT of the accepted events with the citizen (via the partner binding), the scenario
-   version in force at the event's time, the consents and the Asia/Shanghai day and month;
+2. ONE SELECT of the accepted events with their citizen (resolved at ingestion, else through the
+   partner binding), the citizen's status and consents and the Asia/Shanghai day and month; the
+   scenario version in force is picked in Python from the handful of versions (`_Catalogue`);
 3. outcomes before the caps: unknown account, no consent, rejected, then the unique item claims
-   (one INSERT … ON CONFLICT DO NOTHING), then the usage rows for the caps, created and locked in
-   key order (so concurrent batches cannot deadlock), then the anti-fraud rules;
+   (one INSERT … ON CONFLICT DO NOTHING), then the usage rows for the caps: ONE upsert per table
+   adds the batch's optimistic use and locks the rows in key order (so concurrent batches cannot
+   deadlock), then the anti-fraud rules;
 4. the calculation is pure Python (`scenarios.engine`), walked in occurred_at order over the
-   locked usage totals: caps and fractional points come out exact;
+   usage totals from before the batch: caps and fractional points come out exact;
 5. one `post_earnings` call for the whole batch (idempotent by event: `earn:event:<id>`);
-6. ONE UPDATE of the events from arrays, one UPDATE per usage table, the batch marked complete.
+6. ONE UPDATE of the events from arrays, a correction of the usage rows whose outcome was not the
+   optimistic one (rarely any), the batch marked complete.
+
+Performance notes (bench/ingest.py measures the whole path): every statement reaches the big
+tables through an index, one probe per event; plans are custom (`force_custom_plans`); the hot
+statements run on the session's psycopg connection with array literals (`_execute`, `_array`).
 
 A second run finds no `accepted` event and changes nothing (and the ledger keys are idempotent
 anyway), which is what makes the rq job retry-safe and the sweeper harmless.
@@ -116,7 +123,8 @@ ORDER BY e.occurred_at, e.id
 # Claims unique items (e.g. e-invoice numbers), in key order so two batches claiming overlapping
 # items queue instead of deadlocking. A claim already held by the same event (a citizen's
 # declaration claims it when declared, or a rerun) is ours; a NULL holder means another
-# transaction claimed it concurrently and committed after this statement's snapshot.
+# transaction claimed it concurrently and committed after this statement's snapshot. The holder of
+# an item this statement did not claim is one primary-key probe (claimed_items only ever grows).
 _CLAIM_ITEMS = """
 WITH wanted AS (
     SELECT * FROM unnest(CAST(%(keys)s AS text[]), CAST(%(ids)s AS bigint[])) AS w(item_key, event_id)
@@ -126,10 +134,10 @@ WITH wanted AS (
     ON CONFLICT (item_key) DO NOTHING
     RETURNING item_key, event_id
 )
-SELECT w.event_id, coalesce(i.event_id, ci.event_id) AS holder
+SELECT w.event_id,
+       coalesce(i.event_id, (SELECT ci.event_id FROM claimed_items ci WHERE ci.item_key = w.item_key)) AS holder
 FROM wanted w
 LEFT JOIN inserted i ON i.item_key = w.item_key
-LEFT JOIN claimed_items ci ON ci.item_key = w.item_key
 """
 
 # Usage rows, optimistically: ONE upsert per table adds what the batch's open events would use if
