@@ -144,6 +144,14 @@ def bearer_for(citizen_id: int) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def bearer_as(subject: str, role: str) -> dict[str, str]:
+    """Headers for a staff or merchant token ("staff:3", "operator"); the subject must exist."""
+    from app.auth.tokens import issue_access_token
+
+    token, _ = issue_access_token(subject, role)
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def citizen_id(db_session) -> int:
     return make_citizen()

@@ -1,7 +1,9 @@
 """Role checks: every endpoint names the role it needs; the token says who the caller is."""
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -43,3 +45,58 @@ def citizen_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def _raise_closed() -> None:
     raise invalid_token("This account is closed.")
+
+
+# Staff and merchant roles. A token's subject is "<kind>:<id>"; the kind's own service says whether
+# that subject may still act (a suspended operator or a removed merchant staff member is refused at
+# once, not when the token expires). Each kind names "module:function(id) -> bool".
+SUBJECT_CHECKS: dict[str, str] = {
+    "staff": "app.staff.service:staff_may_act",
+    "merchant_staff": "rewards.merchants.service:merchant_staff_may_act",
+}
+
+# Roles an administrator also holds (an admin can do what an operator or reviewer can).
+ADMIN_ROLE = "admin"
+STAFF_ROLES = ("operator", "reviewer", "admin")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is calling a staff or merchant endpoint: g.actor."""
+
+    kind: str  # "staff" | "merchant_staff"
+    id: int
+    role: str
+
+    @property
+    def subject(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+def role_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Let through a token whose role is one of `roles` (an admin passes any staff role)."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            claims = bearer_claims()
+            allowed = claims.role in roles or (claims.role == ADMIN_ROLE and any(r in STAFF_ROLES for r in roles))
+            if not allowed:
+                raise AppError("forbidden", "Your role does not allow this.", "您的角色无权执行此操作。", 403)
+            kind, _, ident = claims.subject.partition(":")
+            if kind not in SUBJECT_CHECKS or not ident.isdigit() or not _subject_may_act(kind, int(ident)):
+                raise invalid_token("This account may no longer act.")
+            g.actor = Actor(kind=kind, id=int(ident), role=claims.role)
+            g.rate_limit_subject = claims.subject
+            g.idempotency_scope = claims.subject
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _subject_may_act(kind: str, ident: int) -> bool:
+    module_name, _, function_name = SUBJECT_CHECKS[kind].partition(":")
+    check: Callable[[int], bool] = getattr(importlib.import_module(module_name), function_name)
+    return bool(check(ident))
