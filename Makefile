@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test lint venv worker scheduler clean
+.PHONY: run test lint venv worker scheduler clean fonts
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,12 +15,18 @@ venv: $(STAMP)
 
 ## make run: embedded PostgreSQL/Redis if DATABASE_URL/REDIS_URL are unset, migrations, demo data,
 ## provider doubles, an rq worker and the API on http://127.0.0.1:5000
-run: venv
+run: venv fonts
 	$(PY) -m app.devserver
 
 ## make test: the whole suite against real PostgreSQL and Redis (running ones, or embedded ones)
-test: venv lint
+test: venv lint fonts
 	$(PY) -m pytest -q
+
+## the yearly certificate is drawn with Noto Sans CJK (Debian's fonts-noto-cjk); installed when missing and root
+fonts:
+	@fc-list 2>/dev/null | grep -q "Noto Sans CJK" || { [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y fonts-noto-cjk || (apt-get update && apt-get install -y fonts-noto-cjk)); } || \
+		echo "fonts-noto-cjk is missing: install it (apt-get install fonts-noto-cjk) for the yearly certificate"
 
 lint: venv
 	$(VENV)/bin/ruff check .

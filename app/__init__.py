@@ -50,7 +50,13 @@ def _import_models() -> None:
     import app.behaviours.models  # noqa: F401
     import app.idempotency.models  # noqa: F401
     import app.ledger.models  # noqa: F401
+    import app.notifications.models  # noqa: F401
     import app.partners.models  # noqa: F401
+    import app.staff.models  # noqa: F401
+    import rewards.campaigns.models  # noqa: F401
+    import rewards.coupons.models  # noqa: F401
+    import rewards.honours.models  # noqa: F401
+    import rewards.merchants.models  # noqa: F401
     import scenarios.models  # noqa: F401
 
 
@@ -61,6 +67,7 @@ def _register_api(app: Flask) -> None:
     from app.converters import RowIdConverter
     from app.ledger.api import blp as ledger_blp
     from app.partners.api import blp as partners_blp
+    from rewards.honours.api import blp as honours_blp
     from scenarios.api import blp as scenarios_blp
 
     app.url_map.converters["id"] = RowIdConverter  # path ids; before the blueprints add their rules
@@ -76,6 +83,25 @@ def _register_api(app: Flask) -> None:
     )
     for blueprint in (auth_blp, accounts_blp, ledger_blp, scenarios_blp, partners_blp, behaviours_blp):
         api.register_blueprint(blueprint, url_prefix="/api/v1")
+    api.register_blueprint(honours_blp, url_prefix="/api/v1")
+
+    from app.staff.api import blp as staff_blp
+    from rewards.merchants.api import blp as merchants_blp
+
+    for blueprint in (staff_blp, merchants_blp):
+        api.register_blueprint(blueprint, url_prefix="/api/v1")
+
+    from app.notifications.api import blp as notifications_blp
+
+    api.register_blueprint(notifications_blp, url_prefix="/api/v1")
+
+    from rewards.campaigns.api import blp as campaigns_blp
+
+    api.register_blueprint(campaigns_blp, url_prefix="/api/v1")
+
+    from rewards.coupons.api import blp as coupons_blp
+
+    api.register_blueprint(coupons_blp, url_prefix="/api/v1")
 
 
 def _register_request_boundary(app: Flask) -> None:

@@ -27,9 +27,17 @@ def register_cli(app: Flask) -> None:
 
     app.cli.add_command(partners_cli)
 
+    from app.staff.cli import users_cli
+
+    app.cli.add_command(users_cli)
+
     from app.demo import demo_cli
 
     app.cli.add_command(demo_cli)
+
+    from rewards.honours.cli import honours_cli
+
+    app.cli.add_command(honours_cli)
 
     from app.scheduler import register_scheduler_cli
 

@@ -19,6 +19,8 @@ class Config:
     TESTING = False
     PRODUCTION = False
     SECRET_KEY = _env("SECRET_KEY", "dev-only-secret-key-change-me")
+    # Signs the 60-second coupon QR tokens; unset, a key derived from SECRET_KEY is used.
+    COUPON_TOKEN_KEY = _env("COUPON_TOKEN_KEY")
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL")
     SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
         "pool_pre_ping": True,
@@ -84,6 +86,13 @@ class Config:
     CAR_GRAMS_PER_KM = 160  # 7 L/100 km × ≈2.3 kg CO2/L petrol
 
     SWEEPER_AFTER_SECONDS = 60
+
+    # Points expire at the end of the calendar year this many years after they were earned
+    # (Asia/Shanghai): 1 = points earned in 2026 count until 2027-12-31. The expiry job runs hourly
+    # (rerunning it changes nothing) and notifies citizens POINTS_EXPIRY_NOTICE_DAYS before.
+    POINTS_EXPIRE_AFTER_YEARS = int(_env("POINTS_EXPIRE_AFTER_YEARS", "1") or 1)
+    POINTS_EXPIRY_NOTICE_DAYS = 30
+    POINTS_EXPIRY_INTERVAL_SECONDS = 3600
 
     # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted (rate limits
     # key on the client address, so behind a proxy this must be set).

@@ -49,22 +49,75 @@ def load() -> None:
     """Load the demo data once (a second run changes nothing)."""
     if current_app.config["PRODUCTION"]:
         raise click.ClickException("demo data is never loaded into a production database")
+    _load_honours()
     if partners.partner_by_code(DEMO_PARTNERS[0][0]) is not None:
         click.echo("demo data already loaded")
         return
     secrets = _create_partners()
     citizen_id = _create_demo_citizen()
+    _create_demo_merchant()
+    _create_demo_campaigns()
     db.session.commit()
     path = _write_secrets(secrets)
     click.echo(f"demo partners created; their key ids and secrets: {path}")
     outcomes = _push_history(citizen_id)
     summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
     click.echo(f"demo citizen {citizen_id}: a week of behaviours pushed and credited ({summary})")
+    _award_demo_honours(citizen_id)
     balances = account_balances(citizen_id)
     click.echo(f"demo citizen balance: {balances.available} points available")
     click.echo('sign in as the demo citizen: mint a WeChat code with '
                'curl -X POST http://127.0.0.1:5101/__double__/codes -d \'{"user": "demo"}\' '
                'and POST it to /api/v1/auth/wechat')
+
+
+def _load_honours() -> None:
+    """Badge and level definitions (the same rows `flask honours load` writes)."""
+    from rewards.honours.service import load_definitions
+
+    load_definitions()
+    db.session.commit()
+
+
+def _award_demo_honours(citizen_id: int) -> None:
+    """What the rq job does after each batch (the demo credits in-process), plus a nickname on the board."""
+    from rewards.honours.service import evaluate_citizens, set_leaderboard
+
+    result = evaluate_citizens([citizen_id], reason={"demo": True})
+    set_leaderboard(citizen_id, opt_in=True, nickname="演示市民", nickname_given=True)
+    db.session.commit()
+    click.echo(f"demo citizen honours: {result['awarded']} badge(s) awarded, on the xuhui leaderboard")
+
+
+def _create_demo_campaigns() -> None:
+    """Double points on the next 世界环境日 (5 June) and 全国低碳日 (15 June here), Asia/Shanghai days, live."""
+    from datetime import date, time, timezone
+    from decimal import Decimal
+
+    from rewards.campaigns.service import create_campaign
+
+    shanghai = timezone(timedelta(hours=8))
+    today = utcnow().astimezone(shanghai).date()
+    for code, month_day, zh, en in (
+        ("world-environment-day", (6, 5), "世界环境日 双倍积分", "World Environment Day: double points"),
+        ("low-carbon-day", (6, 15), "全国低碳日 双倍积分", "National Low-Carbon Day: double points"),
+    ):
+        day = date(today.year, *month_day)
+        day = day if day >= today else date(today.year + 1, *month_day)
+        starts_at = datetime.combine(day, time(), shanghai)
+        create_campaign("system:demo", {
+            "code": f"{code}-{day.year}", "title": {"zh": zh, "en": en}, "starts_at": starts_at,
+            "ends_at": starts_at + timedelta(days=1), "multiplier": Decimal(2), "budget_points": 1_000_000,
+            "status": "live",
+        })
+
+
+def _create_demo_merchant() -> None:
+    """绿色咖啡 Green Café with two stores, its admin and a cashier, and console staff accounts."""
+    from rewards.merchants.demo import load_demo_merchant
+
+    for line in load_demo_merchant():
+        click.echo(line)
 
 
 def _create_partners() -> dict[str, dict[str, str]]:

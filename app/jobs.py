@@ -76,7 +76,10 @@ def credit_batch(batch_id: str) -> dict[str, int]:
     from app.behaviours.crediting import credit_batch as credit
 
     with job_boundary():
-        return credit(uuid.UUID(batch_id))
+        counts = credit(uuid.UUID(batch_id))
+        if counts.get("credited"):
+            enqueue_after_commit(evaluate_honours, str(batch_id), job_id=f"honours-{batch_id}")
+        return counts
 
 
 def credit_events(event_ids: list[int], reviewed: bool = False) -> dict[str, int]:
@@ -85,8 +88,53 @@ def credit_events(event_ids: list[int], reviewed: bool = False) -> dict[str, int
     from app.behaviours.crediting import credit_events as credit
 
     with job_boundary():
-        return credit([int(event_id) for event_id in event_ids], reviewed=reviewed)
+        counts = credit([int(event_id) for event_id in event_ids], reviewed=reviewed)
+        if counts.get("credited"):
+            enqueue_after_commit(evaluate_honours_for_events, [int(event_id) for event_id in event_ids])
+        return counts
 
+
+def evaluate_honours(batch_id: str) -> dict[str, int]:
+    """Award the badges the citizens of a credited batch have reached (a rerun awards nothing twice)."""
+    from rewards.honours.service import evaluate_batch
+
+    with job_boundary():
+        return evaluate_batch(uuid.UUID(batch_id))
+
+
+def evaluate_honours_for_events(event_ids: list[int]) -> dict[str, int]:
+    """The same for self-declared or reviewed events credited outside a batch."""
+    from rewards.honours.service import evaluate_events
+
+    with job_boundary():
+        return evaluate_events([int(event_id) for event_id in event_ids])
+
+
+def expire_coupons() -> int:
+    """Void the holds of unused coupons past their use window (points return); a rerun voids nothing more."""
+    from rewards.coupons.service import expire_due_coupons
+
+    with job_boundary():
+        return expire_due_coupons()
+
+
+
+def expire_points(max_rounds: int = 100) -> dict[str, int]:
+    """Notify points expiring within 30 days (once per lot), then expire due lots, 5,000 per
+    transaction, until a round expires nothing. A rerun expires and notifies nothing more."""
+    from app.ledger.expiry import expire_due_lots, notify_expiring_lots
+
+    with job_boundary():
+        notified = notify_expiring_lots()
+    expired_lots = expired_points = 0
+    for _ in range(max_rounds):
+        with job_boundary():
+            run = expire_due_lots()
+        expired_lots += run.lots
+        expired_points += run.points
+        if run.lots == 0:
+            break
+    return {"notified": notified, "lots": expired_lots, "points": expired_points}
 
 def sweep_job_id(batch_id: uuid.UUID | str) -> str:
     return f"credit-{batch_id}-sweep"

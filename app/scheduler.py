@@ -26,6 +26,7 @@ from rq.serializers import JSONSerializer
 from app.extensions import redis_client
 
 SWEEPER_INTERVAL_SECONDS = 60
+COUPON_EXPIRY_INTERVAL_SECONDS = 300  # unused coupons past their end: holds voided, points back
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,12 @@ class Recurring:
 
 def recurring_jobs(app: Flask) -> list[Recurring]:
     """The platform's recurring jobs. Each must be idempotent: a second scheduler may enqueue it too."""
-    from app.jobs import sweep_uncredited
+    from app.jobs import expire_coupons, expire_points, sweep_uncredited
 
     return [
         Recurring(sweep_uncredited, interval=int(app.config.get("SWEEPER_INTERVAL_SECONDS", SWEEPER_INTERVAL_SECONDS))),
+        Recurring(expire_coupons, interval=COUPON_EXPIRY_INTERVAL_SECONDS),
+        Recurring(expire_points, interval=int(app.config.get("POINTS_EXPIRY_INTERVAL_SECONDS", 3600))),
     ]
 
 

@@ -1,12 +1,15 @@
 """Object- and function-level authorisation, generated from the app's own routes (OWASP API1, API5).
 
-BOLA: every /api/v1 route whose path names an object is classified here; citizen A (or partner A)
-creates the object and citizen B (partner B) tries every method on its URL: never a 2xx, and A's
-object is unchanged. A new route with a path parameter fails the test until it is classified.
+BOLA: every /api/v1 route whose path names an object is classified here; citizen A (partner A,
+merchant A) creates the object and citizen B (partner B, merchant B's admin) tries every method on
+its URL: never a 2xx, and A's object is unchanged. A new route with a path parameter fails the test
+until it is classified.
 
-Roles: every route called with no credentials is a 401 (except the public ones listed), partner
-routes called with a citizen's bearer token are a 401, citizen routes called with only a partner's
-signature are a 401, and the OpenAPI spec documents the same security for each operation.
+Roles: every route is public, citizen, partner, staff or merchant. With no credentials every
+non-public route is a 401; a partner's signature alone is a 401 on every bearer route; a citizen's
+token on partner routes is a 401. Each staff and merchant route names the token roles it lets
+through (ROLES); every other role is a 403 "forbidden" there, and staff and merchant tokens are a
+403 on citizen routes. The OpenAPI spec documents the same security for each operation.
 """
 from __future__ import annotations
 
@@ -20,11 +23,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 from werkzeug.routing import Rule
 
+from app.notifications.service import record as record_notification
 from tests.auth.conftest import Providers, providers, signin, signin_app  # noqa: F401  (fixtures)
-from tests.conftest import bearer_for, make_citizen
+from tests.conftest import bearer_as, bearer_for, make_citizen
 from tests.partners.helpers import PartnerCreds, bind_through_api, metro_event, new_partner
+from tests.rewards.factories import make_merchant, make_merchant_staff, make_staff
+from tests.rewards.test_coupons_support import give_points, idem, make_offer
 
 API = "/api/v1/"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -44,9 +51,54 @@ PUBLIC = {
     "/api/v1/privacy-terms",
     "/api/v1/openapi.json",
     "/api/v1/docs",
+    "/api/v1/staff/session",  # staff sign-in with login and password
+    "/api/v1/campaigns",  # the campaigns running now, shown before sign-in
 }
 CITIZEN_PREFIX = "/api/v1/me"
+# Citizen routes outside /me: what a signed-in citizen browses, and a citizen acting on the way to
+# becoming merchant staff (accepting an invitation, exchanging their token for a merchant one).
+CITIZEN_ROUTES = {
+    "/api/v1/offers",
+    "/api/v1/offers/<id:offer_id>",
+    "/api/v1/offers/<id:offer_id>/claim",
+    "/api/v1/leaderboards",
+    "/api/v1/merchant/session",
+    "/api/v1/merchant/staff-invitations:accept",
+}
 PARTNER_PREFIX = "/api/v1/partner/"
+STAFF_PREFIXES = ("/api/v1/staff/", "/api/v1/merchants")
+MERCHANT_PREFIX = "/api/v1/merchant/"
+
+# The token roles each staff and merchant route lets through (role_required's arguments; an admin
+# also passes any staff role). Operators manage offers on a merchant's behalf (/merchant/offers).
+STAFF_ROLES = ("operator", "reviewer", "admin")
+MERCHANT_ROLES = ("merchant_staff", "merchant_admin")
+ROLES: dict[str, tuple[str, ...]] = {
+    "/api/v1/staff/me": STAFF_ROLES,
+    "/api/v1/staff/users": ("admin",),
+    "/api/v1/staff/users/<id:staff_id>": ("admin",),
+    "/api/v1/staff/reversals": ("operator",),
+    "/api/v1/staff/campaigns": ("operator",),
+    "/api/v1/staff/campaigns/<id:campaign_id>": ("operator",),
+    "/api/v1/merchants": ("operator",),
+    "/api/v1/merchants/<id:merchant_id>": ("operator",),
+    "/api/v1/merchants/<id:merchant_id>/stores": ("operator",),
+    "/api/v1/merchants/<id:merchant_id>/stores/<id:store_id>": ("operator",),
+    "/api/v1/merchants/<id:merchant_id>/staff": ("operator",),
+    "/api/v1/merchants/<id:merchant_id>/staff/<id:staff_id>": ("operator",),
+    "/api/v1/merchants/<id:merchant_id>/staff-invitations": ("operator",),
+    "/api/v1/merchant/me": MERCHANT_ROLES,
+    "/api/v1/merchant/stores": MERCHANT_ROLES,
+    "/api/v1/merchant/staff": ("merchant_admin",),
+    "/api/v1/merchant/staff/<id:staff_id>": ("merchant_admin",),
+    "/api/v1/merchant/staff-invitations": ("merchant_admin",),
+    "/api/v1/merchant/offers": ("operator", "merchant_admin"),
+    "/api/v1/merchant/offers/<id:offer_id>": ("operator", "merchant_admin"),
+    "/api/v1/merchant/redemptions": MERCHANT_ROLES,
+    "/api/v1/merchant/redemptions/<id:redemption_id>/undo": ("merchant_admin",),
+    "/api/v1/merchant/settlement": ("merchant_admin",),
+}
+TOKEN_ROLES = ("citizen", *STAFF_ROLES, *MERCHANT_ROLES)
 
 # Every route with a path parameter, and what the parameter names.
 CITIZEN_OBJECTS = {
@@ -55,9 +107,34 @@ CITIZEN_OBJECTS = {
     "/api/v1/me/behaviours/<id:event_id>": "behaviour",
     # The provider name picks one of the caller's own identities: B naming "wechat" reaches B's.
     "/api/v1/me/identities/<string:provider>": "identity",
+    "/api/v1/me/coupons/<id:coupon_id>": "coupon",
+    "/api/v1/me/coupons/<id:coupon_id>/qr": "coupon",
+    "/api/v1/me/coupons/<id:coupon_id>/cancel": "coupon",
+    "/api/v1/me/notifications/<id:notification_id>/read": "notification",
 }
 PARTNER_OBJECTS = {"/api/v1/partner/batches/<uuid:batch_id>": "batch"}
-NOT_OWNED = {"/api/v1/scenarios/<string:code>": "the public scenario catalogue"}
+# Routes a merchant's admin calls on the merchant's own objects: merchant B's admin tries A's.
+MERCHANT_OBJECTS = {
+    "/api/v1/merchant/offers/<id:offer_id>": "offer",
+    "/api/v1/merchant/redemptions/<id:redemption_id>/undo": "redemption",
+    "/api/v1/merchant/staff/<id:staff_id>": "merchant staff member",
+}
+OPERATOR_WIDE = "operator-wide: any operator (or admin) manages every one, no owner below them"
+NOT_OWNED = {
+    "/api/v1/scenarios/<string:code>": "the public scenario catalogue",
+    "/api/v1/offers/<id:offer_id>": "the live-offer catalogue every citizen sees",
+    "/api/v1/offers/<id:offer_id>/claim": "a live offer any citizen may claim; the coupon is the caller's own",
+    "/api/v1/me/reports/<int:year>": "a year, not an object: the caller's own report for it",
+    "/api/v1/me/reports/<int:year>/certificate.png": "a year, not an object: the caller's own certificate",
+    "/api/v1/staff/users/<id:staff_id>": OPERATOR_WIDE + " (admins manage staff accounts)",
+    "/api/v1/staff/campaigns/<id:campaign_id>": OPERATOR_WIDE,
+    "/api/v1/merchants/<id:merchant_id>": OPERATOR_WIDE,
+    "/api/v1/merchants/<id:merchant_id>/stores": OPERATOR_WIDE,
+    "/api/v1/merchants/<id:merchant_id>/stores/<id:store_id>": OPERATOR_WIDE,
+    "/api/v1/merchants/<id:merchant_id>/staff": OPERATOR_WIDE,
+    "/api/v1/merchants/<id:merchant_id>/staff/<id:staff_id>": OPERATOR_WIDE,
+    "/api/v1/merchants/<id:merchant_id>/staff-invitations": OPERATOR_WIDE,
+}
 
 
 def api_rules(app: Flask) -> list[Rule]:
@@ -71,15 +148,26 @@ def methods_of(rule: Rule) -> list[str]:
 def role_of(rule: Rule) -> str:
     if rule.rule in PUBLIC:
         return "public"
-    if rule.rule.startswith(CITIZEN_PREFIX):
+    if rule.rule == CITIZEN_PREFIX or rule.rule.startswith(CITIZEN_PREFIX + "/") or rule.rule in CITIZEN_ROUTES:
         return "citizen"
     if rule.rule.startswith(PARTNER_PREFIX):
         return "partner"
-    raise AssertionError(f"{rule.rule}: not classified as public, citizen or partner")
+    if rule.rule.startswith(STAFF_PREFIXES):
+        return "staff"
+    if rule.rule.startswith(MERCHANT_PREFIX):
+        return "merchant"
+    raise AssertionError(f"{rule.rule}: not classified as public, citizen, partner, staff or merchant")
+
+
+def role_allows(route: str, role: str) -> bool:
+    """Whether role_required lets a token with `role` through on a staff or merchant route."""
+    roles = ROLES[route]
+    return role in roles or (role == "admin" and any(r in STAFF_ROLES for r in roles))
 
 
 # A value of the right type for each kind of path parameter, where the test does not name one.
-SAMPLES = {"RowIdConverter": 1, "UnicodeConverter": "wechat", "UUIDConverter": uuid.UUID(int=1)}
+SAMPLES = {"RowIdConverter": 1, "UnicodeConverter": "wechat", "UUIDConverter": uuid.UUID(int=1),
+           "IntegerConverter": 2026}
 
 
 def sample_url(app: Flask, rule: Rule, values: dict[str, Any] | None = None) -> str:
@@ -106,14 +194,19 @@ def test_every_api_route_is_classified(app: Flask) -> None:
     rules = api_rules(app)
     for rule in rules:
         role_of(rule)
+    guarded = {rule.rule for rule in rules if role_of(rule) in ("staff", "merchant")}
+    assert guarded == set(ROLES), "a staff or merchant route: name the roles it lets through in ROLES"
     with_parameters = {rule.rule for rule in rules if rule.arguments}
-    classified = set(CITIZEN_OBJECTS) | set(PARTNER_OBJECTS) | set(NOT_OWNED)
+    classified = set(CITIZEN_OBJECTS) | set(PARTNER_OBJECTS) | set(MERCHANT_OBJECTS) | set(NOT_OWNED)
     assert with_parameters == classified
+    assert not set(CITIZEN_OBJECTS) & set(NOT_OWNED) and not set(MERCHANT_OBJECTS) & set(NOT_OWNED)
 
 
 def test_the_spec_documents_each_operations_security(app: Flask) -> None:
     spec = app.test_client().get("/api/v1/openapi.json").get_json()
-    expected = {"public": [], "citizen": [{"bearerAuth": []}], "partner": [{"partnerSignature": []}]}
+    bearer = [{"bearerAuth": []}]
+    expected = {"public": [], "citizen": bearer, "staff": bearer, "merchant": bearer,
+                "partner": [{"partnerSignature": []}]}
     for rule in api_rules(app):
         if rule.rule in ("/api/v1/openapi.json", "/api/v1/docs"):
             continue
@@ -155,12 +248,96 @@ def test_partner_routes_refuse_a_citizen_token(app: Flask, client: FlaskClient, 
                 assert_error(_call(app, client, rule, method, headers=bearer), 401)
 
 
-def test_citizen_routes_refuse_a_partner_signature(app: Flask, client: FlaskClient, partner: PartnerCreds) -> None:
+def test_bearer_routes_refuse_a_partner_signature(app: Flask, client: FlaskClient, partner: PartnerCreds) -> None:
     for rule in api_rules(app):
-        if role_of(rule) == "citizen":
+        if role_of(rule) in ("citizen", "staff", "merchant"):
             for method in methods_of(rule):
                 body = {} if method in ("POST", "PUT", "PATCH", "DELETE") else None
                 assert_error(partner.call(client, method, sample_url(app, rule), body), 401)
+
+
+@pytest.fixture
+def tokens(db_session) -> dict[str, dict[str, str]]:
+    """A real, active subject for each token role (the guard checks the subject after the role)."""
+    merchant_id, store_ids = make_merchant()
+    cashier, _ = make_merchant_staff(merchant_id, store_ids[:1])
+    manager, _ = make_merchant_staff(merchant_id, role="merchant_admin")
+    headers = {"citizen": bearer_for(make_citizen())}
+    headers |= {role: bearer_as(f"staff:{make_staff(role)}", role) for role in STAFF_ROLES}
+    headers |= {"merchant_staff": bearer_as(f"merchant_staff:{cashier}", "merchant_staff"),
+                "merchant_admin": bearer_as(f"merchant_staff:{manager}", "merchant_admin")}
+    db_session.commit()
+    return headers
+
+
+def _nowhere(rule: Rule) -> dict[str, Any]:
+    """Path values naming no object, so an allowed call cannot change the callers' own accounts."""
+    return {name: 999_999_999 for name in rule.arguments if type(rule._converters[name]).__name__ == "RowIdConverter"}
+
+
+def test_staff_and_merchant_routes_let_through_only_their_roles(
+    app: Flask, client: FlaskClient, tokens: dict[str, dict[str, str]]
+) -> None:
+    """The role matrix: a citizen's token, a staff token on a merchant route, a merchant token on a
+    staff route (and a staff role below the one needed) are a 403 "forbidden"; the roles named in
+    ROLES get past the guard (whatever the route then answers about the missing object)."""
+    for rule in api_rules(app):
+        if role_of(rule) not in ("staff", "merchant"):
+            continue
+        url = sample_url(app, rule, _nowhere(rule))
+        for method in methods_of(rule):
+            body = {} if method in ("POST", "PUT", "PATCH", "DELETE") else None
+            for role in TOKEN_ROLES:
+                response = client.open(url, method=method, json=body, headers=tokens[role])
+                where = f"{role}: {method} {url} → {response.status_code} {response.get_json(silent=True)}"
+                if role != "citizen" and role_allows(rule.rule, role):
+                    assert response.status_code < 500 and response.status_code != 401, where
+                    assert not (response.status_code == 403
+                                and response.get_json()["error"]["code"] == "forbidden"), where
+                else:
+                    assert_error(response, 403)
+                    assert response.get_json()["error"]["code"] == "forbidden", where
+
+
+def test_citizen_routes_refuse_staff_and_merchant_tokens(
+    app: Flask, client: FlaskClient, tokens: dict[str, dict[str, str]]
+) -> None:
+    for rule in api_rules(app):
+        if role_of(rule) != "citizen":
+            continue
+        url = sample_url(app, rule, _nowhere(rule))
+        for method in methods_of(rule):
+            body = {} if method in ("POST", "PUT", "PATCH", "DELETE") else None
+            for role in (*STAFF_ROLES, *MERCHANT_ROLES):
+                response = client.open(url, method=method, json=body, headers=tokens[role])
+                assert_error(response, 403)
+                assert response.get_json()["error"]["code"] == "forbidden", (role, method, url)
+
+
+def test_a_token_whose_role_the_account_no_longer_has_is_refused(client: FlaskClient, db_session) -> None:
+    """role_required passes the token's role to the subject check: a demoted admin's (or merchant
+    admin's) older token is a 401 at once; a token with the current role works."""
+    from app.staff.service import staff_may_act
+    from rewards.merchants.service import merchant_staff_may_act
+
+    admin = make_staff("admin")
+    merchant_id, _ = make_merchant()
+    manager, _ = make_merchant_staff(merchant_id, role="merchant_admin")
+    db_session.commit()
+    old_admin = bearer_as(f"staff:{admin}", "admin")
+    old_manager = bearer_as(f"merchant_staff:{manager}", "merchant_admin")
+    assert client.get("/api/v1/staff/me", headers=old_admin).status_code == 200
+    assert client.get("/api/v1/merchant/me", headers=old_manager).status_code == 200
+    db_session.execute(text("UPDATE staff_users SET role = 'operator' WHERE id = :id"), {"id": admin})
+    db_session.execute(text("UPDATE merchant_staff SET role = 'merchant_staff' WHERE id = :id"), {"id": manager})
+    db_session.commit()
+    assert [staff_may_act(admin, role) for role in ("admin", "operator", None)] == [False, True, True]
+    assert [merchant_staff_may_act(manager, role) for role in ("merchant_admin", "merchant_staff")] == [False, True]
+    for url, old in (("/api/v1/staff/me", old_admin), ("/api/v1/merchant/me", old_manager)):
+        assert_error(client.get(url, headers=old), 401)
+    assert client.get("/api/v1/staff/me", headers=bearer_as(f"staff:{admin}", "operator")).status_code == 200
+    current = bearer_as(f"merchant_staff:{manager}", "merchant_staff")
+    assert client.get("/api/v1/merchant/me", headers=current).status_code == 200
 
 
 # ---- BOLA -------------------------------------------------------------------------------------
@@ -185,6 +362,8 @@ class Owned:
             "bindings": items("/api/v1/me/bindings"),
             "identities": items("/api/v1/me/identities"),
             "behaviour": items(f"/api/v1/me/behaviours/{event_id}"),
+            "coupons": items("/api/v1/me/coupons"),
+            "notifications": items("/api/v1/me/notifications"),
         }
 
 
@@ -206,7 +385,19 @@ def citizen_a(signin: FlaskClient, providers: Providers, partner: PartnerCreds, 
     declared = signin.post("/api/v1/me/behaviours", headers=bearer, json={
         "scenario": "paperless", "activity": {"item_type": "e_invoice", "document_number": "25312000000055555555"}})
     assert declared.status_code == 201, declared.get_json()
+    merchant_id, _ = make_merchant()
+    offer_id = make_offer(merchant_id, points_price=100)
+    give_points(citizen_id, 500)
+    notification = record_notification(citizen_id, "points_expiring", {"points": 5}, "bola:a:1")
+    db_session.commit()
+    coupon = signin.post(f"/api/v1/offers/{offer_id}/claim", headers={**bearer, **idem()})
+    assert coupon.status_code == 201, coupon.get_json()
+    coupon_id = coupon.get_json()["id"]
     yield Owned(bearer, user, {
+        "/api/v1/me/coupons/<id:coupon_id>": {"coupon_id": coupon_id},
+        "/api/v1/me/coupons/<id:coupon_id>/qr": {"coupon_id": coupon_id},
+        "/api/v1/me/coupons/<id:coupon_id>/cancel": {"coupon_id": coupon_id},
+        "/api/v1/me/notifications/<id:notification_id>/read": {"notification_id": notification.id},
         "/api/v1/me/consents/<id:consent_id>": {"consent_id": consent.get_json()["id"]},
         "/api/v1/me/bindings/<id:binding_id>": {"binding_id": binding["id"]},
         "/api/v1/me/behaviours/<id:event_id>": {"event_id": declared.get_json()["id"]},
@@ -234,6 +425,80 @@ def test_citizen_b_cannot_touch_citizen_a_objects(
             assert response.status_code in (allowed if routed else {405}), f"B: {method} {url}"
             assert_error(response, response.status_code)
     assert citizen_a.snapshot(signin) == before
+
+
+@dataclass
+class Shop:
+    """Merchant A: its admin, a cashier, a live offer and one redemption at its till."""
+
+    admin: dict[str, str]
+    ids: dict[str, dict[str, Any]]  # route → path values naming A's object
+
+    def snapshot(self, client: FlaskClient) -> dict[str, Any]:
+        def items(path: str) -> Any:
+            response = client.get(path, headers=self.admin)
+            assert response.status_code == 200, response.get_json()
+            return response.get_json()
+
+        offer_id = self.ids["/api/v1/merchant/offers/<id:offer_id>"]["offer_id"]
+        return {"offer": items(f"/api/v1/merchant/offers/{offer_id}"), "offers": items("/api/v1/merchant/offers"),
+                "redemptions": items("/api/v1/merchant/redemptions"), "staff": items("/api/v1/merchant/staff")}
+
+
+@pytest.fixture
+def merchant_a(client: FlaskClient, db_session) -> Shop:
+    merchant_id, store_ids = make_merchant(name_en="Shop A")
+    cashier_id, _ = make_merchant_staff(merchant_id, store_ids[:1])
+    admin_id, _ = make_merchant_staff(merchant_id, role="merchant_admin")
+    offer_id = make_offer(merchant_id, points_price=100)
+    buyer = make_citizen()
+    give_points(buyer, 500)
+    db_session.commit()
+    claimed = client.post(f"/api/v1/offers/{offer_id}/claim", headers={**bearer_for(buyer), **idem()})
+    assert claimed.status_code == 201, claimed.get_json()
+    qr = client.get(f"/api/v1/me/coupons/{claimed.get_json()['id']}/qr", headers=bearer_for(buyer))
+    assert qr.status_code == 200, qr.get_json()
+    cashier = bearer_as(f"merchant_staff:{cashier_id}", "merchant_staff")
+    redeemed = client.post("/api/v1/merchant/redemptions", headers={**cashier, **idem()},
+                           json={"store_id": store_ids[0], "token": qr.get_json()["token"]})
+    assert redeemed.status_code == 201, redeemed.get_json()
+    return Shop(bearer_as(f"merchant_staff:{admin_id}", "merchant_admin"), {
+        "/api/v1/merchant/offers/<id:offer_id>": {"offer_id": offer_id},
+        "/api/v1/merchant/redemptions/<id:redemption_id>/undo": {"redemption_id": redeemed.get_json()["id"]},
+        "/api/v1/merchant/staff/<id:staff_id>": {"staff_id": cashier_id},
+    })
+
+
+# What merchant B's admin sends: changes A would notice if they went through.
+MERCHANT_BODIES = {"PATCH": {"status": "paused", "title_en": "Taken over"}, "POST": {}, "PUT": {}, "DELETE": {}}
+
+
+def test_merchant_b_cannot_touch_merchant_a_objects(app: Flask, client: FlaskClient, merchant_a: Shop,
+                                                    db_session) -> None:
+    other_id, other_stores = make_merchant(name_en="Shop B")
+    other_admin, _ = make_merchant_staff(other_id, role="merchant_admin")
+    merchant_b = bearer_as(f"merchant_staff:{other_admin}", "merchant_admin")
+    db_session.commit()
+    before = merchant_a.snapshot(client)
+    for route in MERCHANT_OBJECTS:
+        rules = [rule for rule in api_rules(app) if rule.rule == route]
+        url = sample_url(app, rules[0], merchant_a.ids[route])
+        for method in METHODS:
+            routed = any(method in rule.methods for rule in rules)
+            body = MERCHANT_BODIES.get(method)
+            if method == "PATCH" and "staff" in route:
+                body = {"role": "merchant_admin", "store_ids": other_stores}
+            response = client.open(url, method=method, json=body, headers={**merchant_b, **idem()})
+            assert not 200 <= response.status_code < 300, f"B: {method} {url} → {response.status_code}"
+            assert response.status_code in ({403, 404} if routed else {405}), (method, url, response.get_json())
+            assert_error(response, response.status_code)
+    # B's own lists do not show A's objects either.
+    for path in ("/api/v1/merchant/offers", "/api/v1/merchant/redemptions", "/api/v1/merchant/staff"):
+        listed = client.get(path, headers=merchant_b)
+        assert listed.status_code == 200
+        ids = {item["id"] for item in listed.get_json()["items"]}
+        assert not ids & {next(iter(v.values())) for k, v in merchant_a.ids.items() if path in k}, path
+    assert merchant_a.snapshot(client) == before
 
 
 def test_partner_b_cannot_read_partner_a_batches(client: FlaskClient, partner: PartnerCreds, db_session) -> None:

@@ -32,6 +32,11 @@ def test_demo_load_creates_a_citizen_with_credited_history_once(app, committed, 
         assert transfers == credited
         assert check_invariants() == []
 
+        from rewards.coupons.service import list_offers
+
+        titles = [offer["title_en"] for offer in list_offers(None, 10)["items"]]
+        assert len(titles) == 3 and "Chongming" in titles[0]  # live, rural revitalisation first
+
         second = runner.invoke(args=["demo", "load"])
         assert second.exit_code == 0
         assert "already loaded" in second.output

@@ -1,8 +1,11 @@
 """Property-based fuzzing of the whole API against its own OpenAPI spec (schemathesis 4, in-process WSGI).
 
-Every operation is exercised past authentication: citizen routes carry a real citizen's bearer
-token, partner routes are signed over the exact bytes sent (a fresh nonce per call), and sign-in
-routes talk to the loopback provider doubles. The data they meet is committed, so the app's own
+Every operation is exercised past authentication, with the credentials its route's role needs
+(tests/test_bola.py classifies the routes): citizen routes carry a real citizen's bearer token, staff
+routes a staff admin's (an admin passes every staff role), merchant routes a merchant admin's (a
+merchant with stores, whose staff member is that same citizen, so merchant mode starts), partner
+routes are signed over the exact bytes sent (a fresh nonce per call), and sign-in routes talk to the
+loopback provider doubles. The data they meet is committed, so the app's own
 sessions see it. Checks on every response: no 5xx; every 4xx has our error body; every body and
 content type matches what the spec documents for that status.
 
@@ -30,8 +33,10 @@ from sqlalchemy import text
 
 from app.extensions import db
 from tests.auth.conftest import Providers, providers, signin_app  # noqa: F401  (fixtures)
-from tests.conftest import bearer_for, make_citizen, truncate_all
+from tests.conftest import bearer_as, bearer_for, make_citizen, truncate_all
 from tests.partner_client import signed_headers
+from tests.rewards.factories import make_merchant, make_merchant_staff, make_staff
+from tests.test_bola import api_rules, openapi_path, role_of
 
 SPEC = "/api/v1/openapi.json"
 # Fixed, so CI runs the same cases every time; set FUZZ_SEED / FUZZ_EXAMPLES to explore further locally.
@@ -55,11 +60,17 @@ class World:
     bearer: dict[str, str]
     key_id: str
     secret: str
+    admin_id: int
+    merchant_id: int
+    merchant_admin_id: int
+    headers: dict[str, dict[str, str]]  # role (test_bola.role_of) → bearer headers
+    roles: dict[str, str]  # OpenAPI path → role
 
 
 @pytest.fixture
 def world(app: Flask, signin_app: Flask) -> Iterator[World]:  # noqa: F811
-    """A citizen with privacy consent, the five scenarios, a partner with a secret and a binding —
+    """A citizen with privacy consent, the five scenarios, a partner with a secret and a binding, a
+    staff admin, and a merchant (two stores, a second merchant) whose admin is the same citizen —
     committed, outside any app context, so each fuzzed request runs in its own as in production."""
     from app.partners.service import confirm_binding, create_partner, issue_binding_code
     from scenarios.service import load_directory
@@ -71,11 +82,20 @@ def world(app: Flask, signin_app: Flask) -> Iterator[World]:  # noqa: F811
         create_partner("st-invoice", "einvoice", "测试发票", "Test Invoices")
         code, _ = issue_binding_code(citizen_id, "st-metro")
         confirm_binding(partner, code, "card-0001")
+        admin_id = make_staff("admin", login="fuzz-admin")
+        merchant_id, store_ids = make_merchant()
+        make_merchant(name_en="Other")
+        merchant_admin_id, _ = make_merchant_staff(merchant_id, store_ids, "merchant_admin", citizen_id=citizen_id)
+        make_merchant_staff(merchant_id, store_ids[:1])
         bearer = bearer_for(citizen_id)  # makes the first signing key: commit it too
+        headers = {"public": {}, "partner": {}, "citizen": bearer,
+                   "staff": bearer_as(f"staff:{admin_id}", "admin"),
+                   "merchant": bearer_as(f"merchant_staff:{merchant_admin_id}", "merchant_admin")}
+        roles = {openapi_path(rule): role_of(rule) for rule in api_rules(app)}
         db.session.commit()
         db.session.remove()
     try:
-        yield World(citizen_id, bearer, key_id, secret)
+        yield World(citizen_id, bearer, key_id, secret, admin_id, merchant_id, merchant_admin_id, headers, roles)
     finally:
         with app.app_context():
             db.session.remove()
@@ -143,14 +163,15 @@ def test_api_never_fails_on_any_input(case: schemathesis.Case, app: Flask, world
     restore(app, world)
     kwargs: dict[str, Any] = {}
     headers: dict[str, str] = {}
-    if case.path.startswith("/api/v1/partner/"):
+    role = world.roles[case.operation.path]
+    if role == "partner":
         body = raw_body(case)
         headers = signed_headers(world.key_id, world.secret, body or b"")
         headers.pop("Content-Type")  # keep the case's own (coverage probes send odd ones)
         if body is not None:
             kwargs["data"] = body
-    elif case.path.startswith("/api/v1/me"):
-        headers = dict(world.bearer)
+    else:
+        headers = dict(world.headers[role])
     response = case.call(headers=headers, **kwargs)
     case.validate_response(response, checks=[not_a_server_error, error_has_our_shape, response_schema_conformance,
                                              content_type_conformance, record_status])
@@ -158,10 +179,18 @@ def test_api_never_fails_on_any_input(case: schemathesis.Case, app: Flask, world
 
 def restore(app: Flask, world: World) -> None:
     """Undo what earlier cases did to the world that gates deeper code (a fuzzed DELETE of consent 1
-    would otherwise turn every later declaration into a 403)."""
+    would otherwise turn every later declaration into a 403; a fuzzed PATCH could suspend the admin)."""
     with app.app_context():
         db.session.execute(text("UPDATE consents SET withdrawn_at = NULL WHERE citizen_id = :id"),
                            {"id": world.citizen_id})
+        # A fuzzed suspension, demotion or removal of the callers themselves.
+        db.session.execute(text("UPDATE staff_users SET status = 'active', role = 'admin' WHERE id = :id"),
+                           {"id": world.admin_id})
+        db.session.execute(text("UPDATE merchants SET status = 'active' WHERE id = :id"), {"id": world.merchant_id})
+        db.session.execute(text("UPDATE merchant_staff SET status = 'removed' WHERE citizen_id = :c AND id <> :id"),
+                           {"c": world.citizen_id, "id": world.merchant_admin_id})
+        db.session.execute(text("UPDATE merchant_staff SET status = 'active', role = 'merchant_admin' "
+                                "WHERE id = :id"), {"id": world.merchant_admin_id})
         db.session.commit()
         db.session.remove()
 

@@ -49,7 +49,8 @@ def _raise_closed() -> None:
 
 # Staff and merchant roles. A token's subject is "<kind>:<id>"; the kind's own service says whether
 # that subject may still act (a suspended operator or a removed merchant staff member is refused at
-# once, not when the token expires). Each kind names "module:function(id) -> bool".
+# once, not when the token expires), and only with the role the account has now (the token's role is
+# passed: a demoted admin's older token is refused). Each kind names "module:function(id, role) -> bool".
 SUBJECT_CHECKS: dict[str, str] = {
     "staff": "app.staff.service:staff_may_act",
     "merchant_staff": "rewards.merchants.service:merchant_staff_may_act",
@@ -84,7 +85,7 @@ def role_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., A
             if not allowed:
                 raise AppError("forbidden", "Your role does not allow this.", "您的角色无权执行此操作。", 403)
             kind, _, ident = claims.subject.partition(":")
-            if kind not in SUBJECT_CHECKS or not ident.isdigit() or not _subject_may_act(kind, int(ident)):
+            if kind not in SUBJECT_CHECKS or not ident.isdigit() or not _subject_may_act(kind, int(ident), claims.role):
                 raise invalid_token("This account may no longer act.")
             g.actor = Actor(kind=kind, id=int(ident), role=claims.role)
             g.rate_limit_subject = claims.subject
@@ -96,7 +97,7 @@ def role_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., A
     return decorator
 
 
-def _subject_may_act(kind: str, ident: int) -> bool:
+def _subject_may_act(kind: str, ident: int, role: str) -> bool:
     module_name, _, function_name = SUBJECT_CHECKS[kind].partition(":")
-    check: Callable[[int], bool] = getattr(importlib.import_module(module_name), function_name)
-    return bool(check(ident))
+    check: Callable[[int, str], bool] = getattr(importlib.import_module(module_name), function_name)
+    return bool(check(ident, role))

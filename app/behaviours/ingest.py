@@ -37,6 +37,7 @@ from app.errors import AppError
 from app.extensions import db
 from app.models_base import utcnow
 from app.pagination import decode_cursor, page
+from app.parsing import MAX_JSON_DEPTH
 from app.partners.models import Partner
 from app.partners.service import ACCOUNT_REF_MAX, account_ref_index, account_ref_indexer
 from scenarios import service as scenarios
@@ -53,6 +54,13 @@ EXTERNAL_ID = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
 SCENARIO_CODE_MAX = 64
 TIMESTAMP_MAX = 40
 REASON_MAX = 500
+# Over HTTP the JSON parser (app.parsing) refuses these for the whole body; ingest_batch called
+# directly (jobs, imports, tests) gets the same limits per event: an event nested deeper, or holding
+# text PostgreSQL cannot store (U+0000) or UTF-8 cannot encode (an unpaired surrogate), is rejected
+# on its own as invalid_event, and what is kept of it is made storable (_storable).
+MAX_EVENT_DEPTH = MAX_JSON_DEPTH
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+_PAYLOAD_INT_BITS = 10_000  # ~3,000 digits: json.dumps refuses ints past 4,300 digits
 
 # The citizen is resolved here, once, with two index probes: the active binding of the reference,
 # if its citizen consents to the privacy terms (an event is never linked to a citizen who does
@@ -86,7 +94,7 @@ class Rejection(Exception):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
         self.code = code
-        self.reason = reason[:REASON_MAX]
+        self.reason = _storable_text(reason[:REASON_MAX])  # it may quote a field name the partner sent
 
 
 @dataclass(slots=True)
@@ -233,10 +241,14 @@ def _check_shape(raw: Any, earliest: datetime, latest: datetime) -> _Checked:
     if not isinstance(raw, dict):
         raise Rejection("invalid_event", "the event must be a JSON object")
     if not raw.keys() <= EVENT_KEYS:
-        raise Rejection("invalid_event", f"{sorted(map(str, raw.keys() - EVENT_KEYS))[0]}: unknown field")
+        unknown = sorted(_key_text(key) for key in raw.keys() - EVENT_KEYS)
+        raise Rejection("invalid_event", f"{unknown[0]}: unknown field")
     for key in REQUIRED_KEYS:
         if raw.get(key) is None:
             raise Rejection("invalid_event", f"{key}: is required")
+    unstorable = _unstorable(raw)
+    if unstorable is not None:
+        raise Rejection("invalid_event", unstorable)
     event_id = raw["event_id"]
     if not isinstance(event_id, str) or not EXTERNAL_ID.fullmatch(event_id):
         raise Rejection("invalid_event", "event_id: must be 1-128 printable ASCII characters without spaces")
@@ -361,36 +373,126 @@ def _store_rejected(batch_id: uuid.UUID, partner_id: int, rejected: list[tuple[i
     )
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(item) for item in value]
-    return value
+_BAD_TEXT = "the event holds text with U+0000 or an unpaired UTF-16 surrogate"
+
+
+def _unstorable(event: dict) -> str | None:
+    """Why an event cannot be stored as it is (too deep, or text PostgreSQL refuses), or None.
+
+    The top level inline (its keys are EVENT_KEYS, already checked), containers level by level:
+    no recursion, so no input can exhaust the stack. ~1.5 µs for a usual event.
+    """
+    for value in event.values():
+        kind = type(value)
+        if kind is str:
+            if ("\x00" in value or not value.isascii()) and not _is_storable_text(value):
+                return _BAD_TEXT
+        elif kind is dict:  # the activity: flat, of short ASCII keys, in any event worth crediting
+            for key, item in value.items():
+                if type(key) is str and ("\x00" in key or not key.isascii()) and not _is_storable_text(key):
+                    return _BAD_TEXT
+                kind = type(item)
+                if kind is str:
+                    if ("\x00" in item or not item.isascii()) and not _is_storable_text(item):
+                        return _BAD_TEXT
+                elif kind is dict or kind is list:
+                    reason = _unstorable_within(item, 2)
+                    if reason is not None:
+                        return reason
+        elif kind is list:
+            reason = _unstorable_within(value, 1)
+            if reason is not None:
+                return reason
+    return None
+
+
+def _unstorable_within(container: dict | list, above: int) -> str | None:
+    """_unstorable for a container with `above` levels of the event above it."""
+    level: list[Any] = [container]
+    for _level in range(MAX_EVENT_DEPTH - above):
+        deeper: list[Any] = []
+        for value in level:
+            kind = type(value)
+            if kind is str:
+                if not _is_storable_text(value):
+                    return _BAD_TEXT
+            elif kind is dict:
+                for key in value:
+                    if type(key) is str and not _is_storable_text(key):
+                        return _BAD_TEXT
+                deeper.extend(value.values())
+            elif kind is list:
+                deeper.extend(value)
+        if not deeper:
+            return None
+        level = deeper
+    return f"the event nests deeper than {MAX_EVENT_DEPTH} levels"
+
+
+def _key_text(key: Any) -> str:
+    return key if type(key) is str else f"<{type(key).__name__} key>"
+
+
+def _is_storable_text(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable_text(text: str) -> str:
+    return text if _is_storable_text(text) else _UNSTORABLE_TEXT.sub("\ufffd", text)
+
+
+def _storable(value: Any, depth: int = 0) -> Any:
+    """A JSON-and-PostgreSQL-safe copy of what a partner sent, for rejected_events.payload.
+
+    NaN and Infinity (Python's decoder accepts them, jsonb does not) and integers too long for
+    json.dumps become text; U+0000 and unpaired surrogates become U+FFFD; containers deeper than
+    MAX_EVENT_DEPTH become a note; anything that is not JSON (from a direct caller) becomes its
+    repr. Recursion is bounded by MAX_EVENT_DEPTH.
+    """
+    kind = type(value)
+    if kind is str:
+        return _storable_text(value)
+    if value is None or kind is bool:
+        return value
+    if kind is int:
+        return value if value.bit_length() <= _PAYLOAD_INT_BITS else f"<integer of {value.bit_length()} bits>"
+    if kind is float:
+        return value if math.isfinite(value) else repr(value)
+    if kind is dict or kind is list:
+        if depth >= MAX_EVENT_DEPTH:
+            return f"<nested deeper than {MAX_EVENT_DEPTH} levels>"
+        if kind is list:
+            return [_storable(item, depth + 1) for item in value]
+        return {_storable_text(key if type(key) is str else repr(key)): _storable(item, depth + 1)
+                for key, item in value.items()}
+    return _storable_text(repr(value)[:REASON_MAX])
 
 
 def _external_id(raw: Any) -> str | None:
     if isinstance(raw, dict):
         event_id = raw.get("event_id")
-        if isinstance(event_id, str) and 0 < len(event_id) <= 128:
+        if type(event_id) is str and 0 < len(event_id) <= 128 and _is_storable_text(event_id):
             return event_id
     return None
 
 
 def _safe_payload(partner_id: int, raw: Any) -> dict[str, Any]:
-    """The event as sent, except the account reference, which is kept only as its blind index.
-
-    Python's JSON decoder accepts NaN and Infinity, which PostgreSQL's jsonb refuses: those are
-    kept as text.
-    """
-    raw = _json_safe(raw)
+    """The event as sent (made storable, see _storable), except the account reference, which is
+    kept only as its blind index (none for a reference that is not storable text)."""
     if not isinstance(raw, dict):
-        return {"value": raw}
+        return {"value": _storable(raw)}
     payload = dict(raw)
     ref = payload.pop("account_ref", None)
-    if isinstance(ref, str) and ref:
+    payload = _storable(payload)
+    if type(ref) is str and ref and _is_storable_text(ref):
         payload["account_ref_idx"] = account_ref_index(partner_id, ref).hex()
     elif ref is not None:
         payload["account_ref_idx"] = None

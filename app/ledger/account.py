@@ -1,4 +1,5 @@
-"""The personal carbon account (BRIEF R2.1, R2.3): points, grams avoided, per scenario, 30 days, equivalents.
+"""The personal carbon account (BRIEF R2.1, R2.3): points (with debt and what expires soon), grams avoided,
+per scenario, 30 days, equivalents.
 
 A read model: points come from the citizen's ledger account, grams from DailyUsage (credited grams
 per citizen, scenario and Asia/Shanghai day, written by the crediting job). Four small queries,
@@ -16,6 +17,8 @@ from flask import current_app
 from sqlalchemy import text
 
 from app.extensions import db
+from app.ledger.lots import expiring_soon
+from app.ledger.reversal import outstanding_debt
 from app.ledger.service import account_balances
 from app.models_base import utcnow
 
@@ -36,8 +39,10 @@ def account_summary(citizen_id: int, *, now: datetime | None = None) -> dict[str
     """Everything the account screen shows; periods are Asia/Shanghai calendar days, months, years."""
     today = shanghai_today(now)
     grams = _grams_by_period(citizen_id, today)
+    notice_days = int(current_app.config.get("POINTS_EXPIRY_NOTICE_DAYS", 30))
     return {
-        "points": asdict(account_balances(citizen_id)),
+        "points": {**asdict(account_balances(citizen_id)), "debt": outstanding_debt(citizen_id)},
+        "expiring_soon": expiring_soon(citizen_id, today, notice_days),
         "co2e_grams": grams,
         "by_scenario": _by_scenario(citizen_id, now or utcnow()),
         "daily": _daily_series(citizen_id, today),

@@ -8,18 +8,20 @@ negative: the database enforces it with a CHECK.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     DDL,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
     LargeBinary,
     String,
+    UniqueConstraint,
     Uuid,
     event,
     text,
@@ -44,6 +46,10 @@ class LedgerAccount(db.Model):
             "kind <> 'citizen' OR credits_posted - debits_posted - debits_pending >= 0",
             name="citizen_available_non_negative",
         ),
+        # The few citizens' clawback accounts ("clawback:<citizen id>"), read on every earnings
+        # batch to find debts to pay first. The predicate names only `kind`, which never changes,
+        # so balance updates stay HOT.
+        Index("ix_ledger_accounts_clawback_code", "code", postgresql_where=text("kind = 'clawback'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -121,6 +127,67 @@ class LedgerExplanation(db.Model):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class LedgerLot(db.Model):
+    """Points a citizen received that expire together: one lot per (citizen, expiry day).
+
+    Earnings add to the lot of their expiry day with one upsert per batch, and spending takes from
+    the lot expiring first: with one lot per day, "oldest first" is exactly "first to expire first".
+    For each citizen: sum(remaining) = available and sum(held) = debits_pending (check_invariants).
+    """
+
+    __tablename__ = "ledger_lots"
+    __table_args__ = (
+        UniqueConstraint("citizen_id", "expires_on", name="uq_ledger_lots_citizen_id_expires_on"),
+        CheckConstraint(
+            "credited >= 0 AND remaining >= 0 AND held >= 0 AND expired >= 0", name="amounts_non_negative"
+        ),
+        Index("ix_ledger_lots_expires_on", "expires_on"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # No foreign key (a per-row check on the earn path): the citizen's ledger account has one.
+    citizen_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_on: Mapped[date] = mapped_column(Date, nullable=False)  # the last Asia/Shanghai day they count
+    credited: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)  # all that went in
+    remaining: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)  # free to spend
+    held: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)  # allocated to open holds
+    expired: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)  # expired so far
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class LedgerHoldAllocation(db.Model):
+    """Which lots a hold took its points from: a void gives exactly these back, a post consumes them."""
+
+    __tablename__ = "ledger_hold_allocations"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    hold_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_transfers.id"), primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("ledger_lots.id"), primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class LedgerReversal(db.Model):
+    """A fraudulent credit taken back. The primary key is the credit: a transfer is reversed at most once.
+
+    `recovered` points came back from the citizen's available points; `debt` had already been spent
+    and is owed in the citizen's clawback account, paid first from future earnings.
+    """
+
+    __tablename__ = "ledger_reversals"
+    __table_args__ = (
+        CheckConstraint("recovered >= 0 AND debt >= 0 AND recovered + debt = amount", name="amounts_add_up"),
+    )
+
+    transfer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_transfers.id"), primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    recovered: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    debt: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reason: Mapped[str] = mapped_column(String(500), nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)  # "staff:3", "console"
     created_at: Mapped[datetime] = created_at_column()
 
 

@@ -7,6 +7,10 @@ Rules every function here keeps (DESIGN §The ledger, SECURITY §Ledger integrit
   order — citizen accounts by id, then system accounts (pools, merchants, ...) by id — so two
   transactions never wait on each other in a cycle; a citizen's debit is also a conditional update,
   and the database CHECK `citizen_available_non_negative` is the last line of defence.
+- Every point a citizen holds sits in a lot (app.ledger.lots): credits add to the lot of their
+  expiry day, debits and holds take from the lots first-to-expire first, in the same transaction
+  and under the same account lock; check_invariants() holds lots and balances to one equation.
+- Earnings pay a citizen's debt from reversed fraud first (app.ledger.reversal).
 - Services flush, never commit: the request or job boundary commits.
 """
 from __future__ import annotations
@@ -16,7 +20,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -24,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import AppError
 from app.extensions import db
+from app.ledger import lots
 from app.ledger.models import ACCOUNT_KINDS, LedgerTransfer
 from app.models_base import utcnow
 from app.pagination import decode_cursor, page
@@ -255,7 +260,17 @@ def post_earnings(earnings: Sequence[Earning]) -> dict[str, uuid.UUID]:
     ]
     batch = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=str)
     deltas = db.session.execute(_INSERT_EARNINGS, {"batch": batch}).tuples().all()
-    _add_posted({account_id: (credit, debit) for account_id, credit, debit in deltas})
+    moves = {account_id: (credit, debit) for account_id, credit, debit in deltas}
+    if not moves:
+        return ids  # a rerun: nothing new
+    _lock_posted(moves)
+    account_citizen = {account_id: citizen_id for citizen_id, account_id in citizens.items()}
+    credited = {account_citizen[a]: credit for a, (credit, _) in moves.items() if a in account_citizen and credit}
+    repaid = _repay_debts(credited, citizens, moves)
+    _update_posted(moves)
+    lots.credit_lots(
+        {c: amount - repaid.get(c, 0) for c, amount in credited.items()}, lots.expiry_for(lots.shanghai_day())
+    )
     return ids
 
 
@@ -319,17 +334,80 @@ def _ensure_accounts(accounts: list[tuple[str, str, int | None]]) -> None:
     )
 
 
-def _add_posted(deltas: dict[int, tuple[int, int]]) -> None:
-    """Lock the accounts in the global order, then add (credit, debit) to each with one UPDATE."""
-    if not deltas:
-        return
+def _lock_posted(deltas: dict[int, tuple[int, int]]) -> None:
+    """Lock the accounts in the global order (citizens by id, then system accounts by id)."""
+    db.session.execute(_LOCK_ACCOUNTS, {"ids": _ints(sorted(deltas))})
+
+
+def _update_posted(deltas: dict[int, tuple[int, int]]) -> None:
+    """Add (credit, debit) to each (already locked) account with one UPDATE."""
     ids = sorted(deltas)
-    literal = _ints(ids)
-    db.session.execute(_LOCK_ACCOUNTS, {"ids": literal})
     db.session.execute(
         _ADD_POSTED,
-        {"ids": literal, "credits": _ints(deltas[i][0] for i in ids), "debits": _ints(deltas[i][1] for i in ids)},
+        {"ids": _ints(ids), "credits": _ints(deltas[i][0] for i in ids), "debits": _ints(deltas[i][1] for i in ids)},
     )
+
+
+# Citizens of this batch who owe points: their clawback account ("clawback:<citizen id>") has more
+# debits (debts from reversals) than credits (repayments). Reached through the small partial index
+# of clawback accounts, so a batch without debtors pays one index scan of a few rows.
+_DEBTORS = text(
+    """
+    SELECT id, CAST(substr(code, 10) AS bigint) AS citizen_id, debits_posted - credits_posted AS owed, credits_posted
+    FROM ledger_accounts
+    WHERE kind = 'clawback' AND debits_posted > credits_posted
+      AND substr(code, 10) = ANY(CAST(:citizen_ids AS text[]))
+    ORDER BY id
+    FOR NO KEY UPDATE
+    """
+)
+
+# Posted transfers written in bulk (repayments, expiries): each row a JSON array
+# [id, key, kind, debit account, credit account, citizen, amount, details].
+_INSERT_POSTED = text(
+    """
+    INSERT INTO ledger_transfers
+        (id, idempotency_key, kind, debit_account_id, credit_account_id, amount, pending, citizen_id, details)
+    SELECT (v->>0)::uuid, v->>1, v->>2, (v->>3)::bigint, (v->>4)::bigint, (v->>6)::bigint, false,
+           (v->>5)::bigint, v->7
+    FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS v
+    ORDER BY v->>1
+    """
+)
+
+
+def clawback_account_code(citizen_id: int) -> str:
+    """The account holding what a citizen owes (debits: debts from reversals; credits: repayments)."""
+    return f"clawback:{citizen_id}"
+
+
+def _repay_debts(
+    credited: dict[int, int], citizens: dict[int, int], moves: dict[int, tuple[int, int]]
+) -> dict[int, int]:
+    """Earnings pay debts first: citizen -> clawback, up to what the batch credited each debtor.
+
+    Runs with the citizens' accounts locked (every change to a debt does), so the debt read is the
+    debt paid. The repayment key is derived from the clawback account's credits so far: unique, and
+    the same if this transaction is retried. Adds the repayments to `moves`; returns citizen -> repaid.
+    """
+    if not credited:
+        return {}
+    debtors = db.session.execute(_DEBTORS, {"citizen_ids": _ints(sorted(credited))}).all()
+    if not debtors:
+        return {}
+    repaid: dict[int, int] = {}
+    rows = []
+    for clawback_id, citizen_id, owed, credits_before in debtors:
+        amount = min(owed, credited[citizen_id])
+        key = f"debt:repay:{citizen_id}:{credits_before}"
+        rows.append([str(_transfer_id(key)), key, "repay", citizens[citizen_id], clawback_id, citizen_id, amount,
+                     {"debt_repaid": amount, "debt_left": owed - amount}])
+        repaid[citizen_id] = amount
+        credit, debit = moves.get(citizens[citizen_id], (0, 0))
+        moves[citizens[citizen_id]] = (credit, debit + amount)
+        moves[clawback_id] = (moves.get(clawback_id, (0, 0))[0] + amount, moves.get(clawback_id, (0, 0))[1])
+    db.session.execute(_INSERT_POSTED, {"rows": json.dumps(rows, ensure_ascii=False, default=str)})
+    return repaid
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,7 +428,9 @@ def transfer(
 ) -> LedgerTransfer:
     """Post `amount` points from one account to another at once.
 
-    A citizen's available balance never goes below zero (409 insufficient_points). The same key
+    A citizen's available balance never goes below zero (409 insufficient_points); a citizen's
+    debit takes from their lots first-to-expire first, a citizen's credit adds to the lot of today's
+    expiry day. The same key
     again returns the first transfer; with a different request (hash) it is refused (422). When no
     request_hash is given, one is computed from kind, accounts and amount.
     """
@@ -384,7 +464,9 @@ def hold(
     """Reserve a citizen's points for `credit_code` (pending); exactly one post or void resolves it.
 
     The citizen's debits_pending grows (only while available >= amount, else 409) and the other
-    side's credits_pending grows; nothing is posted until post_pending.
+    side's credits_pending grows; nothing is posted until post_pending. The points are allocated
+    from the citizen's lots, first to expire first (ledger_hold_allocations): a void returns exactly
+    those, a post consumes them, and expiry leaves them alone while the hold is open.
     """
     debit_code = citizen_account_code(citizen_id)
     request_hash = request_hash or _request_hash("hold", debit_code, credit_code, amount)
@@ -428,6 +510,7 @@ _INSERT_TRANSFER = text(
 )
 
 _ACCOUNT_IDS = text("SELECT code, id FROM ledger_accounts WHERE code = ANY(CAST(:codes AS text[]))")
+_CITIZEN_OF_ACCOUNT = text("SELECT citizen_id FROM ledger_accounts WHERE id = :id AND kind = 'citizen'")
 
 _DEBIT_POSTED = text(
     f"UPDATE ledger_accounts SET debits_posted = debits_posted + :amount WHERE id = :id AND {_AVAILABLE_GUARD}"
@@ -461,6 +544,7 @@ def _write_transfer(
     details: dict[str, Any] | None,
     request_hash: bytes,
     timeout_at: datetime | None,
+    prefer_lot: date | None = None,
 ) -> LedgerTransfer:
     if amount <= 0:
         raise ValueError("amount must be positive")
@@ -498,6 +582,7 @@ def _write_transfer(
                     raise insufficient_points()
                 credit = _CREDIT_PENDING if pending else _CREDIT_POSTED
                 db.session.execute(credit, {"id": ids[credit_code], "amount": amount})
+                _move_lots(debit_code, credit_code, amount, pending, transfer_id_for(idempotency_key), prefer_lot)
     except IntegrityError as exc:
         if "citizen_available_non_negative" in str(exc.orig):
             raise insufficient_points() from exc
@@ -505,6 +590,22 @@ def _write_transfer(
     if inserted is None:  # a concurrent request with the same key committed first
         return _replayed(_required(idempotency_key), request_hash)
     return _loaded(transfer_id_for(idempotency_key))
+
+
+def _move_lots(
+    debit_code: str, credit_code: str, amount: int, pending: bool, transfer_id: uuid.UUID, prefer: date | None
+) -> None:
+    """Keep the lots in step with a transfer: a citizen's debit takes from their lots (a hold records
+    which), a citizen's posted credit adds to the lot of today's expiry day."""
+    debtor = _citizen_of(debit_code)
+    if debtor is not None:
+        if pending:
+            lots.hold_lots(debtor, amount, transfer_id)
+        else:
+            lots.spend_lots(debtor, amount, prefer=prefer)
+    creditor = _citizen_of(credit_code)
+    if creditor is not None and not pending:
+        lots.credit_lots({creditor: amount}, lots.expiry_for(lots.shanghai_day()))
 
 
 def _resolve(pending_id: uuid.UUID, idempotency_key: str, kind: str) -> LedgerTransfer:
@@ -552,6 +653,10 @@ def _resolve(pending_id: uuid.UUID, idempotency_key: str, kind: str) -> LedgerTr
                 text(f"UPDATE ledger_accounts SET {credit_sql} WHERE id = :id"),
                 {**params, "id": held.credit_account_id},
             )
+            lots.resolve_hold_lots(pending_id, kind)
+            creditor = db.session.scalar(_CITIZEN_OF_ACCOUNT, {"id": held.credit_account_id})
+            if kind == "post" and creditor is not None:
+                lots.credit_lots({creditor: held.amount}, lots.expiry_for(lots.shanghai_day()))
     if inserted is None:
         winner = _existing(idempotency_key)
         if winner is not None:  # the same key won a race: a replay
@@ -847,6 +952,79 @@ _INVARIANT_CHECKS: tuple[tuple[str, str], ...] = (
         """
         SELECT format('key %s: %s transfers', idempotency_key, count(*))
         FROM ledger_transfers GROUP BY idempotency_key HAVING count(*) > 1
+        """,
+    ),
+    (
+        # The lots' equation (app.ledger.lots): free lot points are the available balance, held
+        # lot points the held balance.
+        "lots do not match the citizen's balance",
+        """
+        WITH lot_sums AS (
+            SELECT citizen_id, sum(remaining) AS remaining, sum(held) AS held FROM ledger_lots GROUP BY citizen_id
+        )
+        SELECT format('citizen %s: lots remaining %s held %s, account available %s held %s',
+                      coalesce(a.citizen_id, l.citizen_id), coalesce(l.remaining, 0), coalesce(l.held, 0),
+                      coalesce(a.credits_posted - a.debits_posted - a.debits_pending, 0), coalesce(a.debits_pending, 0))
+        FROM (SELECT * FROM ledger_accounts WHERE kind = 'citizen') AS a
+        FULL JOIN lot_sums l ON l.citizen_id = a.citizen_id
+        WHERE (coalesce(l.remaining, 0), coalesce(l.held, 0))
+              IS DISTINCT FROM (coalesce(a.credits_posted - a.debits_posted - a.debits_pending, 0),
+                                coalesce(a.debits_pending, 0))
+        """,
+    ),
+    (
+        "lot held differs from its open holds' allocations",
+        """
+        WITH open_allocations AS (
+            SELECT a.lot_id, sum(a.amount) AS amount
+            FROM ledger_hold_allocations a
+            WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = a.hold_id)
+            GROUP BY a.lot_id
+        )
+        SELECT format('lot %s: held %s, open allocations %s', coalesce(l.id, o.lot_id), coalesce(l.held, 0),
+                      coalesce(o.amount, 0))
+        FROM ledger_lots l FULL JOIN open_allocations o ON o.lot_id = l.id
+        WHERE coalesce(l.held, 0) <> coalesce(o.amount, 0)
+        """,
+    ),
+    (
+        "hold allocations do not add up to the hold",
+        """
+        SELECT format('hold %s: amount %s, allocated %s', h.id, h.amount, coalesce(sum(a.amount), 0))
+        FROM ledger_transfers h
+        JOIN ledger_accounts d ON d.id = h.debit_account_id AND d.kind = 'citizen'
+        LEFT JOIN ledger_hold_allocations a ON a.hold_id = h.id
+        WHERE h.pending
+        GROUP BY h.id, h.amount
+        HAVING h.amount <> coalesce(sum(a.amount), 0)
+        """,
+    ),
+    (
+        "lot gave out more than came in",
+        """
+        SELECT format('lot %s: credited %s < remaining %s + held %s + expired %s', id, credited, remaining, held,
+                      expired)
+        FROM ledger_lots WHERE remaining + held + expired > credited
+        """,
+    ),
+    (
+        "debt below zero",
+        """
+        SELECT format('account %s: repaid %s of a debt of %s', code, credits_posted, debits_posted)
+        FROM ledger_accounts WHERE kind = 'clawback' AND credits_posted > debits_posted
+        """,
+    ),
+    (
+        "reversal does not match its transfers",
+        """
+        SELECT format('reversal of %s: recovered %s debt %s', r.transfer_id, r.recovered, r.debt)
+        FROM ledger_reversals r
+        JOIN ledger_transfers c ON c.id = r.transfer_id
+        WHERE c.amount <> r.amount
+           OR r.recovered <> coalesce((SELECT sum(t.amount) FROM ledger_transfers t
+                                       WHERE t.idempotency_key = 'reverse:' || r.transfer_id), 0)
+           OR r.debt <> coalesce((SELECT sum(t.amount) FROM ledger_transfers t
+                                  WHERE t.idempotency_key = 'reverse:' || r.transfer_id || ':' || 'debt'), 0)
         """,
     ),
 )

@@ -182,24 +182,27 @@ def test_the_sweeper_enqueues_a_batch_whose_enqueue_was_lost(app, loaded_scenari
     assert jobs.sweep_uncredited() == 0
 
 
-def test_the_cron_scheduler_enqueues_the_sweeper_as_json_and_a_worker_runs_it(app, loaded_scenarios) -> None:
+def test_the_cron_scheduler_enqueues_the_recurring_jobs_as_json_and_a_worker_runs_them(app, loaded_scenarios) -> None:
     lost = lost_batch(minutes_ago=5)
     db.session.commit()
     scheduler = build_scheduler(app)
-    [sweeper] = scheduler.get_jobs()
-    assert (sweeper.func_name, sweeper.interval, sweeper.queue_name) == ("app.jobs.sweep_uncredited", 60, "carbon-test")
+    jobs = {job.func_name: job for job in scheduler.get_jobs()}
+    sweeper = jobs["app.jobs.sweep_uncredited"]
+    assert (sweeper.interval, sweeper.queue_name) == (60, "carbon-test")
+    assert all(job.queue_name == "carbon-test" and job.interval > 0 for job in jobs.values())
 
-    [due] = scheduler.enqueue_jobs()
-    assert scheduler.enqueue_jobs() == []  # the next run is a minute away
+    due = scheduler.enqueue_jobs()
+    assert {job.func_name for job in due} == set(jobs)  # every recurring job runs once at start
+    assert scheduler.enqueue_jobs() == []  # the next runs are at least a minute away
     q = queue()
-    [job_id] = q.get_job_ids()
-    job = Job.fetch(job_id, connection=q.connection, serializer=JSONSerializer)
-    assert job.func_name == "app.jobs.sweep_uncredited"
+    enqueued = [Job.fetch(job_id, connection=q.connection, serializer=JSONSerializer) for job_id in q.get_job_ids()]
+    assert sorted(job.func_name for job in enqueued) == sorted(jobs)
 
     run_worker(app, burst=True, with_scheduler=False)
 
     db.session.expire_all()
     assert db.session.get(EventBatch, lost).completed_at is not None
+    assert all(job.get_status(refresh=True) == "finished" for job in enqueued)
 
 
 def test_flask_scheduler_runs_rq_cron_until_terminated(app, redis, tmp_path) -> None:
@@ -210,8 +213,12 @@ def test_flask_scheduler_runs_rq_cron_until_terminated(app, redis, tmp_path) -> 
                                    stderr=subprocess.STDOUT)
     try:
         q = Queue(app.config["RQ_QUEUE"], connection=redis, serializer=JSONSerializer)
-        [job_id] = wait_for(lambda: q.get_job_ids(), 30, "the scheduler to enqueue the sweeper", process, log)
-        assert q.fetch_job(job_id).func_name == "app.jobs.sweep_uncredited"
+
+        def sweeper_enqueued() -> list[str]:
+            names = [q.fetch_job(job_id).func_name for job_id in q.get_job_ids()]
+            return [name for name in names if name == "app.jobs.sweep_uncredited"]
+
+        wait_for(sweeper_enqueued, 30, "the scheduler to enqueue the sweeper", process, log)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0, log.read_text(errors="replace")[-4000:]
     finally:

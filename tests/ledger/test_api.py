@@ -36,7 +36,8 @@ def test_the_account_needs_a_citizen_token(client, db_session):
 def test_a_new_citizen_sees_zeros_and_thirty_empty_days(client, citizen_id, citizen_headers):
     body = client.get("/api/v1/me/account", headers=citizen_headers).get_json()
 
-    assert body["points"] == {"available": 0, "held": 0, "earned_total": 0, "spent_total": 0}
+    assert body["points"] == {"available": 0, "held": 0, "earned_total": 0, "spent_total": 0, "debt": 0}
+    assert body["expiring_soon"] == {"points": 0, "expires_on": None}
     assert body["co2e_grams"] == {"today": 0, "month": 0, "year": 0, "all_time": 0}
     assert body["by_scenario"] == []
     assert len(body["daily"]) == 30 and {d["grams"] for d in body["daily"]} == {0}
@@ -61,7 +62,7 @@ def test_the_account_counts_shanghai_days_months_and_years(client, db_session):
     with time_machine.travel(CLOCK, tick=False):
         body = client.get("/api/v1/me/account", headers=bearer_for(alice)).get_json()
 
-    assert body["points"] == {"available": 430, "held": 50, "earned_total": 500, "spent_total": 20}
+    assert body["points"] == {"available": 430, "held": 50, "earned_total": 500, "spent_total": 20, "debt": 0}
     assert body["co2e_grams"] == {"today": 893, "month": 3_893, "year": 7_893, "all_time": 37_893}
     assert body["by_scenario"] == [
         {"scenario_code": "metro_trip", "name": {"zh": "地铁出行", "en": "Metro trip"}, "grams": 35_800,

@@ -1,0 +1,1 @@
+"""In-app notifications for citizens (points expiring, badges earned, coupons, ...)."""

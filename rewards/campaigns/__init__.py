@@ -1,0 +1,1 @@
+"""Campaigns: time-boxed multipliers and bonuses with a points budget (BRIEF R5.3)."""

@@ -1,0 +1,1 @@
+"""Merchants, their stores and their staff (citizens bound to one merchant), issue 3 §1."""
