@@ -11,8 +11,9 @@
 - NaN and Infinity, which Python's decoder accepts, are left to the schemas and services: a
   partner event carrying one is rejected on its own (app.behaviours.ingest), not its whole batch.
 
-The checks that walk the decoded body run only when cheap byte scans say they might fail: a small
-body pays nothing, a partner batch ~10 ms per MiB for the depth walk and <1 ms for the text scan.
+The depth is read from the raw bytes (C-speed translate/replace, ~0.6 µs per partner event against
+~2 µs for walking the decoded body); only a body whose strings hold a bracket or a backslash falls
+back to the walk. The text check walks the decoded body only when a byte scan says it might fail.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ MAX_JSON_DEPTH = 32
 # fine: a match only means the exact (slower) check runs.
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 _CONTAINERS = (dict, list)
+# The depth scan keeps only brackets, quotes and backslashes (UTF-8: these bytes occur in nothing else).
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"\\')
+_OPEN_CLOSE = bytes.maketrans(b"[]{}", b"()()")
 _LONG_NUMBER = "Numbers may have at most 4,300 digits."
 
 
@@ -65,14 +69,35 @@ class ApiParser(FlaskParser):
 
 def check_decoded_json(data: Any, raw: bytes) -> None:
     """Refuse JSON nested deeper than MAX_JSON_DEPTH or holding text PostgreSQL cannot store."""
-    may_be_deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
+    if len(raw) > 2 * MAX_JSON_DEPTH:  # shorter cannot hold MAX_JSON_DEPTH + 1 pairs of brackets
+        too_deep = _too_deep_raw(raw)
+        if too_deep is None:
+            too_deep = _too_deep(data)
+        if too_deep:
+            raise _refused(f"JSON may nest at most {MAX_JSON_DEPTH} levels.")
     may_have_bad_text = _SUSPECT_ESCAPE.search(raw) is not None
-    if not (may_be_deep or may_have_bad_text):
-        return
-    if may_be_deep and _too_deep(data):
-        raise _refused(f"JSON may nest at most {MAX_JSON_DEPTH} levels.")
     if may_have_bad_text and not _storable(data):
         raise _refused("Text may not contain U+0000 or an unpaired UTF-16 surrogate (\\ud800-\\udfff).")
+
+
+def _too_deep_raw(raw: bytes) -> bool | None:
+    """Nesting deeper than MAX_JSON_DEPTH, read from the bytes of a valid UTF-8 JSON body.
+
+    Keep brackets, quotes and backslashes, then drop each string's quote pair: a string holding
+    none of them leaves exactly '""'. If any quote or backslash is left, some string holds a
+    bracket or an escape, and the bytes alone cannot tell structure from text: None (walk the
+    decoded body instead). Otherwise what is left is the bracket structure, and each pass that
+    removes every innermost pair "()" lowers its depth by exactly one.
+    """
+    structure = raw.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in structure or b"\\" in structure:
+        return None
+    structure = structure.translate(_OPEN_CLOSE)
+    for _ in range(MAX_JSON_DEPTH):
+        if not structure:
+            return False
+        structure = structure.replace(b"()", b"")
+    return bool(structure)
 
 
 def _too_deep(data: Any) -> bool:

@@ -756,18 +756,18 @@ def _text(value: Decimal | None) -> str | None:
 
 
 def _own_details(event: _Event) -> dict[str, Any]:
+    """What the event's row does not hold; the ledger shows the event's activity, grams, occurred_at
+    and district with it (app.ledger.service.EVENT_FIELDS)."""
     trace = event.trace
     assert trace is not None
     details = {
-        "activity": trace["activity"],
         "exact": trace["exact"],
-        "grams": event.grams,
         "credited_grams": event.credited_grams,
         "capped_grams": event.capped_grams,
         "cap_applied": event.cap_applied,
-        "occurred_at": event.occurred_at.isoformat(),
-        "district": event.district,
     }
+    if trace["activity"] is not event.activity:  # normalised anew (not the stored form): show that one
+        details["activity"] = trace["activity"]
     if event.campaign is not None:
         details["base_points"] = event.points - event.campaign.extra_points  # type: ignore[operator]
         details["campaign"] = event.campaign.details()

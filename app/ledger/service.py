@@ -112,14 +112,17 @@ def hold_expired() -> AppError:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1 µs more per earning (5,000 a batch)
 class Earning:
     idempotency_key: str  # e.g. "earn:event:123"
     citizen_id: int
     scenario_code: str  # the pool "issuance:<scenario_code>" is debited
     amount: int  # points, > 0
     event_id: int | None
-    details: dict[str, Any] = field(default_factory=dict)  # the explanation shown to the citizen
+    # The explanation shown to the citizen. An earning for an event (event_id of an inbound_events
+    # row) also shows the event's activity, grams, occurred_at and district, read from the event
+    # (EVENT_FIELDS): not stored again per transfer; a key in `details` wins over the event's.
+    details: dict[str, Any] = field(default_factory=dict)
     # The part of the explanation many earnings share (scenario, methodology, formula, ...): stored
     # once, in ledger_explanations. The citizen sees {**shared_details, **details}. Pass the SAME
     # dict object to every earning that shares it: it is serialised once per object.
@@ -276,12 +279,16 @@ def post_earnings(earnings: Sequence[Earning]) -> dict[str, uuid.UUID]:
 
 def _unique_by_key(earnings: Sequence[Earning]) -> list[Earning]:
     """One earning per key (the first); a key repeated with other content is a caller bug."""
-    seen: dict[str, Earning] = {}
     for earning in earnings:
         if earning.amount <= 0:
             raise ValueError(f"earning {earning.idempotency_key!r}: amount must be positive")
+    seen = {earning.idempotency_key: earning for earning in earnings}
+    if len(seen) == len(earnings):
+        return list(earnings)  # the common case: keys unique, nothing to compare
+    seen = {}
+    for earning in earnings:
         first = seen.setdefault(earning.idempotency_key, earning)
-        if first != earning:
+        if first is not earning and first != earning:
             raise ValueError(f"earning key {earning.idempotency_key!r} appears twice with different content")
     return list(seen.values())
 
@@ -765,14 +772,24 @@ def account_balances(citizen_id: int) -> Balances:
     )
 
 
-_ENTRIES = """
+# What an earn transfer's explanation takes from its event rather than storing it a second time
+# (about 100 bytes of JSONB less to write per transfer on the crediting path). The event's row
+# keeps these values: crediting writes grams once, with the transfer, and nothing changes them.
+EVENT_FIELDS = ("activity", "grams", "occurred_at", "district")
+_EVENT_COLUMNS = "ev.id AS ev_id, ev.activity AS ev_activity, ev.grams AS ev_grams, " \
+    "ev.occurred_at AS ev_occurred_at, ev.district AS ev_district"
+_EVENT_JOIN = "LEFT JOIN inbound_events ev ON ev.id = t.event_id AND t.kind = 'earn'"
+
+_ENTRIES = f"""
     SELECT t.id, t.kind, t.amount, t.created_at, t.details, t.pending, t.timeout_at,
-           t.credit_account_id = me.id AS incoming, r.kind AS resolution, x.details AS shared_details
+           t.credit_account_id = me.id AS incoming, r.kind AS resolution, x.details AS shared_details,
+           {_EVENT_COLUMNS}
     FROM ledger_transfers t
     LEFT JOIN ledger_accounts me ON me.citizen_id = :citizen_id
     LEFT JOIN ledger_transfers r ON r.pending_id = t.id
     LEFT JOIN ledger_explanations x ON x.id = t.explanation_id
-    WHERE t.citizen_id = :citizen_id AND t.pending_id IS NULL {after}
+    {_EVENT_JOIN}
+    WHERE t.citizen_id = :citizen_id AND t.pending_id IS NULL {{after}}
     ORDER BY t.created_at DESC, t.id DESC
     LIMIT :fetch
 """
@@ -809,7 +826,7 @@ def ledger_entries(citizen_id: int, *, cursor: str | None, limit: int) -> dict[s
             "created_at": row.created_at,
             "status": _STATUS_OF_RESOLUTION[row.resolution] if row.pending else "posted",
             "timeout_at": row.timeout_at,
-            "explanation": _explanation(row.shared_details, row.details),
+            "explanation": _explanation(row.shared_details, row.details, row),
         }
         for row in rows
     ]
@@ -820,16 +837,26 @@ def transfer_explanation(transfer_id: uuid.UUID) -> dict[str, Any] | None:
     """What a transfer's ledger entry shows as its explanation (None if there is no such transfer)."""
     row = db.session.execute(
         text(
-            "SELECT t.details, x.details FROM ledger_transfers t "
-            "LEFT JOIN ledger_explanations x ON x.id = t.explanation_id WHERE t.id = :id"
+            f"SELECT t.details, x.details AS shared_details, {_EVENT_COLUMNS} FROM ledger_transfers t "
+            f"LEFT JOIN ledger_explanations x ON x.id = t.explanation_id {_EVENT_JOIN} WHERE t.id = :id"
         ),
         {"id": transfer_id},
     ).first()
-    return None if row is None else _explanation(row[1], row[0])
+    return None if row is None else _explanation(row.shared_details, row.details, row)
 
 
-def _explanation(shared: dict[str, Any] | None, own: dict[str, Any]) -> dict[str, Any]:
-    return own if shared is None else {**shared, **own}
+def _explanation(shared: dict[str, Any] | None, own: dict[str, Any], row: Any) -> dict[str, Any]:
+    """{**shared, **the event's EVENT_FIELDS, **own}: `row` carries the ev_* columns (ev_id NULL: no event)."""
+    if row.ev_id is None:
+        return own if shared is None else {**shared, **own}
+    return {
+        **(shared or {}),
+        "activity": row.ev_activity,
+        "grams": row.ev_grams,
+        "occurred_at": row.ev_occurred_at.isoformat(),
+        "district": row.ev_district,
+        **own,
+    }
 
 
 def _entries_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID | None]:
