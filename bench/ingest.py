@@ -166,15 +166,15 @@ def drop_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
 
 
-def claim_redis(url: str) -> None:
+def claim_redis(url: str, owner_key: str = REDIS_OWNER_KEY, owner: str = "bench/ingest.py") -> None:
     """Empty the benchmark's Redis database, refusing one that holds someone else's keys."""
     import redis
 
     client = redis.Redis.from_url(url)
-    if client.dbsize() and client.get(REDIS_OWNER_KEY) is None:
+    if client.dbsize() and client.get(owner_key) is None:
         raise SystemExit(f"{url} holds keys that are not the benchmark's; pass another --redis-url")
     client.flushdb()
-    client.set(REDIS_OWNER_KEY, b"bench/ingest.py")
+    client.set(owner_key, owner.encode())
 
 
 def bench_app(args: argparse.Namespace):

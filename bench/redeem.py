@@ -55,6 +55,7 @@ from bench.ingest import (  # noqa: E402
     LOOPBACK,
     CpuMeter,
     Processes,
+    claim_redis,
     database_name,
     drop_database,
     free_port,
@@ -92,17 +93,6 @@ def parse_args() -> argparse.Namespace:
     if args.claims < 1 or args.citizens < 1 or args.clients < 1:
         parser.error("--claims, --citizens and --clients must be positive")
     return args
-
-
-def claim_redis(url: str) -> None:
-    """Empty the benchmark's Redis database, refusing one that holds someone else's keys."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    if client.dbsize() and client.get(REDIS_OWNER_KEY) is None:
-        raise SystemExit(f"{url} holds keys that are not the benchmark's; pass another --redis-url")
-    client.flushdb()
-    client.set(REDIS_OWNER_KEY, b"bench/redeem.py")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,7 +374,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         say(f"database {database_name(args.database_url)} (fresh), redis {args.redis_url}, logs in {log_dir}")
-        claim_redis(args.redis_url)
+        claim_redis(args.redis_url, REDIS_OWNER_KEY, "bench/redeem.py")
         recreate_database(args.database_url)
         begun = time.perf_counter()
         world = set_up(args)
