@@ -166,6 +166,16 @@ def drop_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
 
 
+def tear_down(procs: Processes, args: argparse.Namespace) -> None:
+    """Stop every subprocess and drop the benchmark's database unless --keep-database."""
+    procs.stop()
+    if not args.keep_database:
+        try:
+            drop_database(args.database_url)
+        except psycopg.Error as error:
+            say(f"could not drop the benchmark database: {error}")
+
+
 def claim_redis(url: str, owner_key: str = REDIS_OWNER_KEY, owner: str = "bench/ingest.py") -> None:
     """Empty the benchmark's Redis database, refusing one that holds someone else's keys."""
     import redis
@@ -710,12 +720,7 @@ def main() -> int:
         say("interrupted: stopping everything")
         return 130
     finally:
-        procs.stop()
-        if not args.keep_database:
-            try:
-                drop_database(args.database_url)
-            except psycopg.Error as error:
-                say(f"could not drop the benchmark database: {error}")
+        tear_down(procs, args)
         if interrupted:
             say(f"logs kept in {log_dir}")
 

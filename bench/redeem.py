@@ -57,12 +57,12 @@ from bench.ingest import (  # noqa: E402
     Processes,
     claim_redis,
     database_name,
-    drop_database,
     free_port,
     plain_url,
     recreate_database,
     say,
     sqlalchemy_url,
+    tear_down,
 )
 
 REDIS_OWNER_KEY = "bench:redeem:owner"
@@ -415,12 +415,7 @@ def main() -> int:
         say("interrupted: stopping everything")
         return 130
     finally:
-        procs.stop()
-        if not args.keep_database:
-            try:
-                drop_database(args.database_url)
-            except psycopg.Error as error:
-                say(f"could not drop the benchmark database: {error}")
+        tear_down(procs, args)
 
 
 if __name__ == "__main__":
