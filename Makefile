@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test lint venv worker scheduler clean fonts
+.PHONY: run test lint venv worker scheduler clean fonts chromium
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: venv fonts
 	$(PY) -m app.devserver
 
 ## make test: the whole suite against real PostgreSQL and Redis (running ones, or embedded ones)
-test: venv lint fonts
+test: venv lint fonts chromium
 	$(PY) -m pytest -q
 
 ## the yearly certificate is drawn with Noto Sans CJK (Debian's fonts-noto-cjk); installed when missing and root
@@ -27,6 +27,12 @@ fonts:
 	@fc-list 2>/dev/null | grep -q "Noto Sans CJK" || { [ "$$(id -u)" = 0 ] && \
 		(apt-get install -y fonts-noto-cjk || (apt-get update && apt-get install -y fonts-noto-cjk)); } || \
 		echo "fonts-noto-cjk is missing: install it (apt-get install fonts-noto-cjk) for the yearly certificate"
+
+## browser tests drive Debian's Chromium through Playwright (never `playwright install`: no download here)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y chromium || (apt-get update && apt-get install -y chromium)); } || \
+		echo "chromium is missing: install it (apt-get install chromium) for the browser tests"
 
 lint: venv
 	$(VENV)/bin/ruff check .
