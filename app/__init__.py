@@ -39,12 +39,19 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     _register_request_boundary(app)
     _register_cli(app)
     _serve_swagger_assets(app)
+    from app.miniapp_h5 import bp as miniapp_h5_bp
+
+    app.register_blueprint(miniapp_h5_bp)
+    from app.console import init_console
+
+    init_console(app)
     return app
 
 
 def _import_models() -> None:
     """Every model module, so metadata (create_all, Alembic) sees every table."""
     import app.accounts.models  # noqa: F401
+    import app.appeals.models  # noqa: F401
     import app.audit.models  # noqa: F401
     import app.auth.models  # noqa: F401
     import app.behaviours.models  # noqa: F401
@@ -52,12 +59,14 @@ def _import_models() -> None:
     import app.ledger.models  # noqa: F401
     import app.notifications.models  # noqa: F401
     import app.partners.models  # noqa: F401
+    import app.privacy_rights.models  # noqa: F401
     import app.staff.models  # noqa: F401
     import rewards.campaigns.models  # noqa: F401
     import rewards.coupons.models  # noqa: F401
     import rewards.honours.models  # noqa: F401
     import rewards.merchants.models  # noqa: F401
     import scenarios.models  # noqa: F401
+    import scenarios.registry.models  # noqa: F401
 
 
 def _register_api(app: Flask) -> None:
@@ -102,6 +111,16 @@ def _register_api(app: Flask) -> None:
     from rewards.coupons.api import blp as coupons_blp
 
     api.register_blueprint(coupons_blp, url_prefix="/api/v1")
+
+    from app.appeals.api import blp as appeals_blp
+    from app.privacy_rights.api import blp as privacy_rights_blp
+
+    for blueprint in (privacy_rights_blp, appeals_blp):
+        api.register_blueprint(blueprint, url_prefix="/api/v1")
+
+    from scenarios.registry.api import blp as methodology_registry_blp
+
+    api.register_blueprint(methodology_registry_blp, url_prefix="/api/v1")
 
 
 def _register_request_boundary(app: Flask) -> None:

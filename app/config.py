@@ -71,6 +71,9 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_AUTH = _env("RATELIMIT_AUTH", "30 per minute")
     RATELIMIT_PARTNER = _env("RATELIMIT_PARTNER", "600 per minute")
+    RATELIMIT_EXPORT = _env("RATELIMIT_EXPORT", "5 per hour")  # the data export reads every table
+    # The yearly certificate PNG is drawn with Pillow on every request (~CPU-heavy): per citizen.
+    RATELIMIT_CERTIFICATE = _env("RATELIMIT_CERTIFICATE", "10 per minute")
 
     # OpenAPI (flask-smorest); Swagger UI assets are served by the app itself.
     API_TITLE = "碳普惠 Personal Carbon Account API"
@@ -87,6 +90,17 @@ class Config:
 
     SWEEPER_AFTER_SECONDS = 60
 
+    # Operators' console (/console): a signed session cookie, HttpOnly, SameSite=Lax, Secure outside
+    # development and tests; CSRF tokens (Flask-WTF) are checked on the console's POSTs only, the API
+    # uses bearer tokens. A session lasts a working day; a suspended account loses it at once.
+    SESSION_COOKIE_NAME = "carbon_console"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = True
+    PERMANENT_SESSION_LIFETIME = 8 * 3600
+    WTF_CSRF_CHECK_DEFAULT = False
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+
     # Points expire at the end of the calendar year this many years after they were earned
     # (Asia/Shanghai): 1 = points earned in 2026 count until 2027-12-31. The expiry job runs hourly
     # (rerunning it changes nothing) and notifies citizens POINTS_EXPIRY_NOTICE_DAYS before.
@@ -101,6 +115,7 @@ class Config:
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
+    SESSION_COOKIE_SECURE = False  # plain http on 127.0.0.1
     WECHAT_BASE_URL = _env("WECHAT_BASE_URL", "http://127.0.0.1:5101")
     ALIPAY_BASE_URL = _env("ALIPAY_BASE_URL", "http://127.0.0.1:5102")
     SUISHENBAN_BASE_URL = _env("SUISHENBAN_BASE_URL", "http://127.0.0.1:5103")
@@ -109,11 +124,13 @@ class DevelopmentConfig(Config):
 class TestingConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
+    SESSION_COOKIE_SECURE = False
     SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     REDIS_URL = _env("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     RQ_QUEUE = "carbon-test"
     RATELIMIT_AUTH = "1000 per minute"
     RATELIMIT_PARTNER = "1000 per minute"
+    RATELIMIT_CERTIFICATE = "1000 per minute"
     PROVIDER_TIMEOUT = 1.0
 
 

@@ -73,6 +73,10 @@ def main() -> None:
         ),
     ]
     _say("API:      http://127.0.0.1:5000/api/v1/  (OpenAPI: /api/v1/openapi.json, browse: /api/v1/docs)")
+    if (ROOT / "miniapp" / "dist" / "build" / "h5" / "index.html").is_file():
+        _say("mini-app: http://127.0.0.1:5000/m/  (H5; sign in through the Suishenban double as the demo citizen)")
+    else:
+        _say("mini-app: not built; `make run` builds it (or: cd miniapp && npm ci && npm run build:h5)")
     _say("Ctrl-C stops everything")
 
     def stop(*_: object) -> None:

@@ -10,10 +10,12 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -26,18 +28,32 @@ class Methodology(db.Model):
     """One version of a methodology; every change after filing is a new row."""
 
     __tablename__ = "methodologies"
-    __table_args__ = (UniqueConstraint("code", "version", name="uq_methodologies_code_version"),)
+    __table_args__ = (
+        UniqueConstraint("code", "version", name="uq_methodologies_code_version"),
+        UniqueConstraint("filing_number", name="uq_methodologies_filing_number"),
+        # At most one version of a code is being worked on (drafted, in review or approved) at a time.
+        Index("uq_methodologies_open_code", "code", unique=True,
+              postgresql_where=text("status IN ('draft', 'submitted', 'returned', 'approved')")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     type: Mapped[str] = mapped_column(String(16), nullable=False)  # personal | project
     title: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)  # {"zh": ..., "en": ...}
-    # provisional | draft | submitted | under_review | filed | retired
+    # provisional (a seed) | draft | submitted | returned | approved | filed | retired (scenarios.registry)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     filing_number: Mapped[str | None] = mapped_column(String(32))
     definition: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     created_at: Mapped[datetime] = created_at_column()
+    # Registry metadata (NULL / empty for seeds): who drafted it, what it adds beyond the engine's document.
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    co_benefits: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict,
+                                                        server_default=text("'{}'::jsonb"))
+    documents: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, default=list,
+                                                            server_default=text("'[]'::jsonb"))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    filed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Scenario(db.Model):

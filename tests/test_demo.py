@@ -35,7 +35,9 @@ def test_demo_load_creates_a_citizen_with_credited_history_once(app, committed, 
         from rewards.coupons.service import list_offers
 
         titles = [offer["title_en"] for offer in list_offers(None, 10)["items"]]
-        assert len(titles) == 3 and "Chongming" in titles[0]  # live, rural revitalisation first
+        assert len(titles) == 4 and "Chongming" in titles[0]  # live, rural revitalisation first
+        assert [o["badge_code"] for o in list_offers(None, 10)["items"] if o["kind"] == "honour"] == [
+            "green_pioneer"]  # the platform's honour offer (荣誉兑换)
 
         second = runner.invoke(args=["demo", "load"])
         assert second.exit_code == 0

@@ -87,6 +87,11 @@ def masked_phone(citizen: Citizen) -> str | None:
     return crypto.mask_phone(crypto.decrypt(citizen.phone_enc, _phone_aad(citizen.id)))
 
 
+def owner_phone(citizen: Citizen) -> str | None:
+    """The phone in full (E.164): for its owner only (the data export)."""
+    return None if citizen.phone_enc is None else crypto.decrypt(citizen.phone_enc, _phone_aad(citizen.id))
+
+
 def linked_providers(citizen_id: int) -> list[str]:
     return list(
         db.session.scalars(

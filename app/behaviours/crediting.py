@@ -294,7 +294,7 @@ class _Event:
     points: int | None = None
     cap_applied: dict[str, Any] | None = None
     campaign: CampaignOutcome | None = None  # the campaign's extra is included in `points`
-    transfer_id: uuid.UUID | None = None
+    transfer_id: str | None = None  # text: it only travels to the database
 
     def decide(self, status: str, reason: str | None = None) -> None:
         self.status = status
@@ -823,7 +823,7 @@ def _post_to_ledger(events: list[_Event]) -> None:
     ]
     transfers = post_earnings(earnings)
     for event in events:
-        event.transfer_id = transfers[earning_key(event.id)]
+        event.transfer_id = transfers.text(earning_key(event.id))
 
 
 def _write_usage(daily: dict[UsageKey, _Usage], monthly: dict[UsageKey, _Usage]) -> None:

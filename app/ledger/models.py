@@ -32,7 +32,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models_base import created_at_column
 
-ACCOUNT_KINDS = ("citizen", "issuance", "merchant", "expiry", "clawback", "reversal", "adjustment")
+# "honour": points a citizen exchanged for a badge (荣誉兑换), one account per badge; spent, never paid out.
+ACCOUNT_KINDS = ("citizen", "issuance", "merchant", "expiry", "clawback", "reversal", "adjustment", "honour")
 
 
 class LedgerAccount(db.Model):

@@ -15,6 +15,7 @@ from app.idempotency.service import HEADER, IDEMPOTENCY_KEY_PARAMETER, idempoten
 from rewards.coupons import redemption as redemptions
 from rewards.coupons import service, tokens
 from rewards.coupons.schemas import (
+    ClaimSchema,
     CouponListArgs,
     CouponListSchema,
     CouponQrSchema,
@@ -82,14 +83,14 @@ def get_offer(offer_id: int) -> dict[str, Any]:
 @citizen_required
 @idempotency_key_required
 @idempotent
-@blp.response(201, CouponSchema)
+@blp.response(201, ClaimSchema)
 def claim_offer(offer_id: int) -> dict[str, Any]:
-    """Claim a coupon: the points are held (not spent) until it is redeemed, cancelled or expires.
+    """Claim an offer. A coupon or voucher: the points are held (not spent) until it is redeemed,
+    cancelled or expires. An honour (荣誉兑换): the points are spent at once and the honour granted.
 
-    409: out_of_stock, claim_limit_reached, insufficient_points, offer_not_available.
+    409: out_of_stock, claim_limit_reached, insufficient_points, offer_not_available, honour_already_held.
     """
-    coupon = service.claim_offer(g.citizen_id, offer_id)
-    return service.my_coupon(g.citizen_id, coupon.id)
+    return service.claim_offer(g.citizen_id, offer_id)
 
 
 @blp.get("/me/coupons")
@@ -192,8 +193,7 @@ def redeem(body: dict[str, Any]) -> dict[str, Any]:
     Errors: 400 invalid_coupon_token; 403 wrong_merchant, store_not_allowed; 409 token_expired,
     coupon_already_used, coupon_expired, coupon_cancelled, coupon_not_yet_valid.
     """
-    done = redemptions.redeem(g.actor, body["store_id"], token=body.get("token"), short_code=body.get("short_code"))
-    return redemptions.redemption_for_merchant(g.actor, done.id)
+    return redemptions.redeem(g.actor, body["store_id"], token=body.get("token"), short_code=body.get("short_code"))
 
 
 @blp.get("/merchant/redemptions")

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     Uuid,
     text,
 )
@@ -28,10 +29,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models_base import created_at_column
 
-# What a claim gives. "coupon" and "voucher" (兑换券) issue a coupon redeemed at a store; an honour
-# offer (荣誉兑换) would add its kind here and in the CHECK, and a branch in service.claim_offer that
-# calls the honours service's grant_honour instead of issuing a coupon.
-OFFER_KINDS = ("coupon", "voucher")
+# What a claim gives. "coupon" and "voucher" (兑换券) issue a coupon redeemed at a merchant's store;
+# "honour" (荣誉兑换) spends the points at once and grants a badge (rewards/honours): the platform
+# publishes it, so it has no merchant, no coupon and no use window, and never reaches a settlement.
+OFFER_KINDS = ("coupon", "voucher", "honour")
 OFFER_STATUSES = ("draft", "live", "paused")
 CATEGORIES = ("衣", "食", "住", "行", "用")
 COUPON_STATUSES = ("issued", "redeemed", "cancelled", "expired")
@@ -40,14 +41,21 @@ COUPON_STATUSES = ("issued", "redeemed", "cancelled", "expired")
 class Offer(db.Model):
     __tablename__ = "offers"
     __table_args__ = (
-        CheckConstraint("kind IN ('coupon', 'voucher')", name="kind_known"),
+        CheckConstraint("kind IN ('coupon', 'voucher', 'honour')", name="kind_known"),
+        # An honour offer names a badge and no merchant; a coupon or voucher a merchant and no badge.
+        CheckConstraint("(kind = 'honour') = (merchant_id IS NULL)", name="merchant_unless_honour"),
+        CheckConstraint("(kind = 'honour') = (badge_code IS NOT NULL)", name="badge_only_honour"),
         CheckConstraint("status IN ('draft', 'live', 'paused')", name="status_known"),
         CheckConstraint("category IN ('衣', '食', '住', '行', '用')", name="category_known"),
         CheckConstraint("points_price > 0", name="price_positive"),
         CheckConstraint("remaining >= 0 AND remaining <= total_stock", name="stock_in_range"),
         CheckConstraint("per_citizen_limit >= 1", name="limit_positive"),
         CheckConstraint("claim_ends_at > claim_starts_at", name="claim_window_ordered"),
-        CheckConstraint("(use_ends_at IS NULL) <> (valid_days IS NULL)", name="one_validity_rule"),
+        CheckConstraint(
+            "CASE WHEN kind = 'honour' THEN use_starts_at IS NULL AND use_ends_at IS NULL AND valid_days IS NULL "
+            "ELSE (use_ends_at IS NULL) <> (valid_days IS NULL) END",
+            name="one_validity_rule",
+        ),
         CheckConstraint("valid_days IS NULL OR valid_days >= 1", name="valid_days_positive"),
         CheckConstraint(
             "points_budget IS NULL OR (budget_used >= 0 AND budget_used <= points_budget)", name="budget_in_range"
@@ -57,8 +65,11 @@ class Offer(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), nullable=False, index=True)
+    # None for honour offers: the platform (operators) publishes them, no merchant sells them.
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    # The badge an honour offer grants (a `granted`-rule badge of rewards/honours/badges.yaml).
+    badge_code: Mapped[str | None] = mapped_column(ForeignKey("honour_badges.code"))
     title_zh: Mapped[str] = mapped_column(String(128), nullable=False)
     title_en: Mapped[str] = mapped_column(String(128), nullable=False)
     terms_zh: Mapped[str] = mapped_column(Text, nullable=False)
@@ -148,3 +159,25 @@ class Redemption(db.Model):
     undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     undone_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("merchant_staff.id"))
     undo_transfer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+
+class HonourExchange(db.Model):
+    """An honour offer claimed (荣誉兑换): the points spent (a posted ledger transfer) and the badge granted.
+
+    No hold and no coupon: nothing is left to redeem. A citizen holds a badge once (citizen_honours'
+    primary key), so at most one exchange per (citizen, badge) ever commits.
+    """
+
+    __tablename__ = "honour_exchanges"
+    __table_args__ = (
+        UniqueConstraint("citizen_id", "badge_code", name="uq_honour_exchanges_citizen_id_badge_code"),
+        CheckConstraint("points > 0", name="points_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id"), nullable=False, index=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), nullable=False)
+    badge_code: Mapped[str] = mapped_column(ForeignKey("honour_badges.code"), nullable=False)
+    points: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    transfer_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False, unique=True)  # the ledger's spend
+    created_at: Mapped[datetime] = created_at_column()

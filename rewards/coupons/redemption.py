@@ -55,9 +55,11 @@ def redemption_not_found() -> AppError:
 
 _REDEEM = text(
     """
-    UPDATE coupons SET status = 'redeemed', resolved_at = :now
-    WHERE id = :id AND merchant_id = :merchant_id AND status = 'issued' AND valid_from <= :now AND expires_at > :now
-    RETURNING hold_id, points, citizen_id
+    UPDATE coupons AS c SET status = 'redeemed', resolved_at = :now
+    FROM offers AS o
+    WHERE c.id = :id AND c.merchant_id = :merchant_id AND c.status = 'issued' AND c.valid_from <= :now
+      AND c.expires_at > :now AND o.id = c.offer_id
+    RETURNING c.hold_id, c.points, c.citizen_id, o.id AS offer_id, o.title_zh, o.title_en
     """
 )
 
@@ -86,8 +88,11 @@ def _count_short_code_failure(actor: Actor) -> None:
                        "无效数字码过多，请一分钟后再试。", 429)
 
 
-def redeem(actor: Actor, store_id: int, *, token: str | None = None, short_code: str | None = None) -> Redemption:
+def redeem(actor: Actor, store_id: int, *, token: str | None = None, short_code: str | None = None) -> dict[str, Any]:
     """Redeem a coupon shown at the till: post its hold and mark it redeemed, exactly once.
+
+    Returns what GET /merchant/redemptions lists for it (built from what the redemption read and
+    wrote: no statement more while the merchant's ledger account is locked by the post).
 
     Refusals: 400 invalid_coupon_token, 409 token_expired, 403 store_not_allowed, 403 wrong_merchant,
     409 coupon_already_used / coupon_expired / coupon_cancelled / coupon_not_yet_valid.
@@ -105,7 +110,7 @@ def redeem(actor: Actor, store_id: int, *, token: str | None = None, short_code:
                             points=row.points, hold_id=row.hold_id, post_transfer_id=posted.id, redeemed_at=now)
     db.session.add(redemption)
     db.session.flush()
-    return redemption
+    return redemption_view(redemption, row.offer_id, row.title_zh, row.title_en)
 
 
 def _why_not_redeemable(coupon_id: int, merchant_id: int, now: datetime) -> AppError:

@@ -9,6 +9,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from app.accounts.districts import DISTRICTS
 from app.pagination import CursorArgs
 from rewards.coupons.models import CATEGORIES, COUPON_STATUSES, OFFER_KINDS, OFFER_STATUSES
+from rewards.honours.schemas import HonourEarnedBadgeSchema
 
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
@@ -32,7 +33,12 @@ class OfferFieldsSchema(Schema):
         unknown = RAISE
 
     kind = fields.String(required=True, validate=validate.OneOf(OFFER_KINDS),
-                         metadata={"description": "coupon, or voucher (兑换券)."})
+                         metadata={"description": "coupon, voucher (兑换券), or honour (荣誉兑换: operators only, "
+                                                  "no merchant_id, a badge_code, no use window, "
+                                                  "per_citizen_limit 1)."})
+    badge_code = fields.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=64),
+                               metadata={"description": "Honour offers: the badge granted (GET /me/honours codes; "
+                                                        "only badges whose rule is `granted`)."})
     title_zh = fields.String(required=True, validate=validate.Length(min=1, max=128))
     title_en = fields.String(required=True, validate=validate.Length(min=1, max=128))
     terms_zh = fields.String(required=True, validate=validate.Length(min=1, max=4000))
@@ -74,6 +80,7 @@ class OfferUpdateSchema(Schema):
         unknown = RAISE
 
     kind = fields.String(validate=validate.OneOf(OFFER_KINDS))
+    badge_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
     title_zh = fields.String(validate=validate.Length(min=1, max=128))
     title_en = fields.String(validate=validate.Length(min=1, max=128))
     terms_zh = fields.String(validate=validate.Length(min=1, max=4000))
@@ -96,8 +103,9 @@ class OfferUpdateSchema(Schema):
 
 class OfferSchema(Schema):
     id = fields.Integer(dump_only=True)
-    merchant_id = fields.Integer(dump_only=True)
+    merchant_id = fields.Integer(dump_only=True, allow_none=True, metadata={"description": "null: an honour offer"})
     kind = fields.String(dump_only=True)
+    badge_code = fields.String(dump_only=True, allow_none=True, metadata={"description": "Honour offers only."})
     title_zh = fields.String(dump_only=True)
     title_en = fields.String(dump_only=True)
     terms_zh = fields.String(dump_only=True)
@@ -138,8 +146,8 @@ class OfferManagedListArgs(CursorArgs):
 
 
 class OfferPublicSchema(OfferSchema):
-    merchant_name_zh = fields.String(dump_only=True)
-    merchant_name_en = fields.String(dump_only=True)
+    merchant_name_zh = fields.String(dump_only=True, allow_none=True)
+    merchant_name_en = fields.String(dump_only=True, allow_none=True)
     claimable = fields.Boolean(dump_only=True, metadata={"description": "Live, in its claim window, in stock."})
 
 
@@ -174,6 +182,20 @@ class CouponSchema(Schema):
     expires_at = fields.DateTime(dump_only=True)
     claimed_at = fields.DateTime(dump_only=True)
     resolved_at = fields.DateTime(dump_only=True, allow_none=True)
+
+
+class ClaimSchema(CouponSchema):
+    """What a claim gives: a coupon (kind coupon or voucher, as GET /me/coupons/{id} shows it), or an
+    honour exchanged at once (kind honour: `id` is the exchange's, status `granted`, no merchant, no
+    validity, `honour` the badge now held, listed in GET /me/honours)."""
+
+    merchant_id = fields.Integer(dump_only=True, allow_none=True)
+    merchant_name_zh = fields.String(dump_only=True, allow_none=True)
+    merchant_name_en = fields.String(dump_only=True, allow_none=True)
+    status = fields.String(dump_only=True, metadata={"description": "issued (a coupon) or granted (an honour)."})
+    valid_from = fields.DateTime(dump_only=True, allow_none=True)
+    expires_at = fields.DateTime(dump_only=True, allow_none=True)
+    honour = fields.Nested(HonourEarnedBadgeSchema, dump_only=True, allow_none=True)
 
 
 class CouponListSchema(Schema):

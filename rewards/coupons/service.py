@@ -1,10 +1,15 @@
-"""Offers and coupons: publishing, browsing, claiming (hold + coupon), cancelling, expiring.
+"""Offers and coupons: publishing, browsing, claiming (hold + coupon, or an honour exchanged at once),
+cancelling, expiring.
 
 Concurrency rules (DESIGN §The ledger, SECURITY §Ledger integrity): every limit is a conditional
-UPDATE in the database, never read-check-write. A claim takes its locks in one order — the
-citizen's claim counter, the offer row, then the ledger accounts (citizen, merchant) — and a
-cancellation the coupon row, the counter, the offer row, then the accounts, so the two never wait
-on each other in a cycle. Services flush, never commit; refusals raise AppError.
+UPDATE in the database, never read-check-write. Locks are taken in one global order — a coupon row,
+the citizen's claim counter, ledger accounts (citizens, then system accounts), the offer row, the
+audit chain — so no two of these transactions wait on each other in a cycle: a claim takes the
+counter, the citizen's account (the hold; a merchant's account is not locked), the offer row, the
+audit chain; a cancellation the coupon, the counter, the citizen's account (void), the offer row,
+the audit chain; editing an offer the offer row, then the audit chain. The offer row is the hot one
+(every claim of an offer takes it), so it comes last, just before the commit.
+Services flush, never commit; refusals raise AppError.
 """
 from __future__ import annotations
 
@@ -18,10 +23,12 @@ from app.audit.service import record as audit
 from app.auth.guard import Actor
 from app.errors import AppError
 from app.extensions import db
-from app.ledger.service import hold, void_pending
+from app.ledger.service import citizen_account_code, hold, transfer, void_pending
 from app.models_base import utcnow
 from app.pagination import decode_cursor, page
 from rewards.coupons.models import OFFER_STATUSES, Coupon, Offer
+from rewards.honours.models import HonourBadge
+from rewards.honours.service import badge_view, grant_honour, holds_honour
 from rewards.merchants.models import Merchant
 from rewards.merchants.service import merchant_account_code, merchant_of_staff
 
@@ -31,9 +38,9 @@ STATUS_TRANSITIONS = {("draft", "live"), ("live", "paused"), ("paused", "live")}
 # Fields that may change once an offer has been published (price, stock and windows are promises).
 EDITABLE_WHEN_PUBLISHED = ("title_zh", "title_en", "terms_zh", "terms_en")
 OFFER_FIELDS = (
-    "kind", "title_zh", "title_en", "terms_zh", "terms_en", "points_price", "total_stock", "per_citizen_limit",
-    "claim_starts_at", "claim_ends_at", "use_starts_at", "use_ends_at", "valid_days", "category", "districts",
-    "points_budget", "rural_revitalisation",
+    "kind", "badge_code", "title_zh", "title_en", "terms_zh", "terms_en", "points_price", "total_stock",
+    "per_citizen_limit", "claim_starts_at", "claim_ends_at", "use_starts_at", "use_ends_at", "valid_days",
+    "category", "districts", "points_budget", "rural_revitalisation",
 )
 EXPIRY_BATCH = 1000
 
@@ -84,11 +91,30 @@ def actor_merchant(actor: Actor) -> int | None:
     return merchant_of_staff(actor.id) if actor.kind == "merchant_staff" else None
 
 
+def _validate_honour(values: dict[str, Any]) -> None:
+    """An honour offer grants a badge that only offers grant (rule `granted`), once per citizen."""
+    if any(values.get(name) is not None for name in ("use_starts_at", "use_ends_at", "valid_days")):
+        raise _invalid("invalid_use_window", "An honour offer has no use window: the honour is granted at once.",
+                       "荣誉兑换即时授予，无使用期。")
+    if values.get("per_citizen_limit") != 1:
+        raise _invalid("invalid_claim_limit", "An honour is held once: an honour offer's per_citizen_limit is 1.",
+                       "荣誉每人仅可获得一次：荣誉兑换的每人限领数须为1。")
+    code = values.get("badge_code")
+    badge = db.session.get(HonourBadge, code) if code else None
+    if badge is None or not badge.active or badge.rule_type != "granted":
+        raise _invalid("invalid_badge", "Name an active honour whose rule is `granted` (badge_code).",
+                       "须指定一个有效且仅可兑换获得的荣誉（badge_code）。")
+
+
 def _validate_offer(values: dict[str, Any]) -> None:
+    if values["kind"] == "honour":
+        _validate_honour(values)
+    elif values.get("badge_code") is not None:
+        raise _invalid("invalid_badge", "Only an honour offer names a badge.", "仅荣誉兑换可指定荣誉。")
     if values["claim_ends_at"] <= values["claim_starts_at"]:
         raise _invalid("invalid_claim_window", "claim_ends_at must be after claim_starts_at.",
                        "领取结束时间须晚于开始时间。")
-    if (values.get("use_ends_at") is None) == (values.get("valid_days") is None):
+    if values["kind"] != "honour" and (values.get("use_ends_at") is None) == (values.get("valid_days") is None):
         raise _invalid("invalid_use_window", "Give either use_ends_at or valid_days, not both.",
                        "使用期须二选一：use_ends_at 或 valid_days。")
     if values.get("use_ends_at") is not None:
@@ -110,7 +136,12 @@ def _validate_offer(values: dict[str, Any]) -> None:
 
 
 def create_offer(actor: Actor, values: dict[str, Any]) -> Offer:
-    """A new offer, in draft. Operators name the merchant; a merchant admin's is their own."""
+    """A new offer, in draft. Operators name the merchant; a merchant admin's is their own.
+
+    An honour offer (荣誉兑换) is the platform's, not a merchant's: operators only, no merchant_id.
+    """
+    if values.get("kind") == "honour":
+        return _create_honour_offer(actor, values)
     own = actor_merchant(actor)
     merchant_id = own if own is not None else values.get("merchant_id")
     if own is not None and values.get("merchant_id") not in (None, own):
@@ -123,6 +154,20 @@ def create_offer(actor: Actor, values: dict[str, Any]) -> Offer:
         raise AppError("merchant_not_found", "No such merchant.", "未找到该商户。", 404)
     if merchant.status != "active":
         raise AppError("merchant_not_active", "This merchant is suspended.", "该商户已被暂停。", 409)
+    return _insert_offer(actor, merchant_id, values)
+
+
+def _create_honour_offer(actor: Actor, values: dict[str, Any]) -> Offer:
+    if actor.kind == "merchant_staff":
+        raise AppError("honour_offer_operator_only", "Honour offers are published by operators only.",
+                       "荣誉兑换仅可由运营人员发布。", 403)
+    if values.get("merchant_id") is not None:
+        raise _invalid("merchant_not_allowed", "An honour offer has no merchant (omit merchant_id).",
+                       "荣誉兑换不属于任何商户（请勿填写 merchant_id）。")
+    return _insert_offer(actor, None, values)
+
+
+def _insert_offer(actor: Actor, merchant_id: int | None, values: dict[str, Any]) -> Offer:
     data = {name: values.get(name) for name in OFFER_FIELDS}
     data["districts"] = sorted(set(data["districts"] or ()))
     data["rural_revitalisation"] = bool(data["rural_revitalisation"])
@@ -132,7 +177,8 @@ def create_offer(actor: Actor, values: dict[str, Any]) -> Offer:
     db.session.add(offer)
     db.session.flush()
     audit("offer.created", actor_type=actor.kind, actor_id=actor.id, object_type="offer", object_id=offer.id,
-          details={"merchant_id": merchant_id, "points_price": offer.points_price, "stock": offer.total_stock})
+          details={"merchant_id": merchant_id, "kind": offer.kind, "badge_code": offer.badge_code,
+                   "points_price": offer.points_price, "stock": offer.total_stock})
     return offer
 
 
@@ -175,6 +221,9 @@ def update_offer(actor: Actor, offer_id: int, changes: dict[str, Any]) -> Offer:
         if offer.status != "draft" and set(changes) - set(EDITABLE_WHEN_PUBLISHED):
             raise AppError("offer_published", "A published offer's price, stock and windows cannot change.",
                            "已发布权益的价格、库存和有效期不可修改。", 409)
+        if "kind" in changes and (changes["kind"] == "honour") != (offer.kind == "honour"):
+            raise AppError("offer_kind_fixed", "An offer cannot become or stop being an honour offer.",
+                           "权益不能在荣誉兑换与券之间转换。", 409)
         merged = {name: getattr(offer, name) for name in OFFER_FIELDS}
         merged.update(changes)
         if "districts" in changes:
@@ -214,8 +263,8 @@ def list_offers(cursor: str | None, limit: int, *, category: str | None = None, 
     rural = Offer.rural_revitalisation.cast(Integer)
     query: Select[Any] = (
         select(Offer, Merchant.name_zh, Merchant.name_en)
-        .join(Merchant, Merchant.id == Offer.merchant_id)
-        .where(_claimable_now(now), Merchant.status == "active")
+        .outerjoin(Merchant, Merchant.id == Offer.merchant_id)
+        .where(_claimable_now(now), _merchant_active())
         .order_by(Offer.rural_revitalisation.desc(), Offer.id.desc())
         .limit(limit + 1)
     )
@@ -238,15 +287,20 @@ def get_offer(offer_id: int) -> dict[str, Any]:
     """A live offer (claimable or not right now); drafts and paused offers are not shown to citizens."""
     row = db.session.execute(
         select(Offer, Merchant.name_zh, Merchant.name_en)
-        .join(Merchant, Merchant.id == Offer.merchant_id)
-        .where(Offer.id == offer_id, Offer.status == "live", Merchant.status == "active")
+        .outerjoin(Merchant, Merchant.id == Offer.merchant_id)
+        .where(Offer.id == offer_id, Offer.status == "live", _merchant_active())
     ).first()
     if row is None:
         raise offer_not_found()
     return _offer_view(*row)
 
 
-def _offer_view(offer: Offer, merchant_name_zh: str, merchant_name_en: str) -> dict[str, Any]:
+def _merchant_active() -> Any:
+    """The offer's merchant is active, or it has none (an honour offer is the platform's)."""
+    return or_(Offer.merchant_id.is_(None), Merchant.status == "active")
+
+
+def _offer_view(offer: Offer, merchant_name_zh: str | None, merchant_name_en: str | None) -> dict[str, Any]:
     now = utcnow()
     return {
         **{name: getattr(offer, name) for name in OFFER_FIELDS},
@@ -276,27 +330,60 @@ def _invalid_cursor() -> AppError:
 
 # ---------------------------------------------------------------------------------------------
 # Claiming
+#
+# A claim takes its locks in the global order (module docstring) and the hot ones last: the
+# citizen's claim counter, the citizen's ledger account (the hold), then the offer row (stock) and
+# the audit chain, both held until the commit right after. Everything a claim can do before the
+# stock is taken is done before it, so claimers of one offer queue only for that last stretch.
 
 _COUNT_CLAIM = text(
     """
     INSERT INTO offer_claim_counts (offer_id, citizen_id, claimed) VALUES (:offer_id, :citizen_id, 1)
     ON CONFLICT (offer_id, citizen_id)
     DO UPDATE SET claimed = offer_claim_counts.claimed + 1 WHERE offer_claim_counts.claimed < :claim_limit
-    RETURNING claimed
+    RETURNING claimed, nextval(pg_get_serial_sequence(:claim_table, 'id')) AS claim_id
     """
 )
 
 # The stock decrement: one conditional UPDATE, so stock can never go below zero whatever the
-# concurrency; concurrent claimers queue on the row and re-check the condition after the first commits.
-_TAKE_STOCK = text(
-    """
-    UPDATE offers SET remaining = remaining - 1, budget_used = budget_used + points_price
-    WHERE id = :offer_id AND status = 'live' AND remaining > 0
-      AND claim_starts_at <= :now AND claim_ends_at > :now
-      AND (points_budget IS NULL OR budget_used + points_price <= points_budget)
-    RETURNING remaining, nextval(pg_get_serial_sequence('coupons', 'id')) AS coupon_id
-    """
-)
+# concurrency; concurrent claimers queue on the row and re-check the condition after the first
+# commits. What the claim gives is inserted by the same statement, only if the stock was taken.
+_TAKE_STOCK = """
+    WITH taken AS (
+        UPDATE offers SET remaining = remaining - 1, budget_used = budget_used + points_price
+        WHERE id = :offer_id AND status = 'live' AND remaining > 0
+          AND claim_starts_at <= :now AND claim_ends_at > :now
+          AND (points_budget IS NULL OR budget_used + points_price <= points_budget)
+        RETURNING id
+    ), issued AS (
+        {insert} FROM taken
+        {on_conflict}
+        RETURNING id
+    )
+    SELECT (SELECT id FROM taken) AS taken, (SELECT id FROM issued) AS issued
+"""
+_TAKE_STOCK_FOR_COUPON = text(_TAKE_STOCK.format(
+    insert="INSERT INTO coupons (id, offer_id, merchant_id, citizen_id, points, hold_id, status, valid_from, "
+           "expires_at, created_at) SELECT :claim_id, :offer_id, :merchant_id, :citizen_id, :points, :hold_id, "
+           "'issued', :valid_from, :expires_at, :now",
+    on_conflict="",
+))
+# A citizen's second exchange of one badge (through another offer, at the same moment) inserts
+# nothing and is refused: the citizen_honours row is the guarantee, this keeps the error a 409.
+_TAKE_STOCK_FOR_HONOUR = text(_TAKE_STOCK.format(
+    insert="INSERT INTO honour_exchanges (id, offer_id, citizen_id, badge_code, points, transfer_id, created_at) "
+           "SELECT :claim_id, :offer_id, :citizen_id, :badge_code, :points, :transfer_id, :now",
+    on_conflict="ON CONFLICT DO NOTHING",
+))
+
+
+def honour_already_held() -> AppError:
+    return AppError("honour_already_held", "You already hold this honour.", "您已获得该荣誉。", 409)
+
+
+def honour_account_code(badge_code: str) -> str:
+    """Where points exchanged for a badge go (spent, 消纳): one account per badge, never paid out."""
+    return f"honour:{badge_code}"
 
 
 def _coupon_validity(offer: Offer, now: datetime) -> tuple[datetime, datetime]:
@@ -306,47 +393,108 @@ def _coupon_validity(offer: Offer, now: datetime) -> tuple[datetime, datetime]:
     return offer.use_starts_at or now, offer.use_ends_at
 
 
-def claim_offer(citizen_id: int, offer_id: int) -> Coupon:
-    """Claim one coupon: limit, stock, budget, points hold and the coupon, in the caller's transaction.
+def claim_offer(citizen_id: int, offer_id: int) -> dict[str, Any]:
+    """Claim an offer in the caller's transaction: limit, stock, budget, then what it gives.
 
-    Refusals: 404 offer_not_found, 409 offer_not_available / out_of_stock / claim_limit_reached /
-    insufficient_points. Any refusal rolls the whole claim back (the request boundary).
+    A coupon or voucher: the points are held and a coupon issued. An honour (荣誉兑换): the points are
+    spent at once and the badge granted. Returns what GET /me/coupons/{id} shows (with `honour` for
+    an honour). Refusals: 404 offer_not_found, 409 offer_not_available / out_of_stock /
+    claim_limit_reached / insufficient_points / honour_already_held. Any refusal rolls the whole
+    claim back (the request boundary). Audited (offer.claimed).
     """
     now = utcnow()
     found = db.session.execute(
-        select(Offer, Merchant.status).join(Merchant, Merchant.id == Offer.merchant_id).where(Offer.id == offer_id)
+        select(Offer, Merchant.status, Merchant.name_zh, Merchant.name_en)
+        .outerjoin(Merchant, Merchant.id == Offer.merchant_id)
+        .where(Offer.id == offer_id)
     ).first()
     if found is None or found[0].status == "draft":
         raise offer_not_found()
-    offer, merchant_status = found
-    valid_from, expires_at = _coupon_validity(offer, now)
-    if (offer.status != "live" or merchant_status != "active" or not offer.claim_starts_at <= now < offer.claim_ends_at
-            or expires_at <= now):
+    offer, merchant_status, merchant_name_zh, merchant_name_en = found
+    honour = offer.kind == "honour"
+    valid_from, expires_at = (now, now) if honour else _coupon_validity(offer, now)
+    if (offer.status != "live" or merchant_status not in (None, "active")
+            or not offer.claim_starts_at <= now < offer.claim_ends_at or (not honour and expires_at <= now)):
         raise offer_not_available()
     if offer.remaining <= 0:  # cheap early answer; the conditional update below is what decides
         raise out_of_stock()
-    # Honour offers (荣誉兑换) would branch here on offer.kind and call the honours service instead.
+    if honour and holds_honour(citizen_id, offer.badge_code or ""):
+        raise honour_already_held()
     counted = db.session.execute(
-        _COUNT_CLAIM, {"offer_id": offer_id, "citizen_id": citizen_id, "claim_limit": offer.per_citizen_limit}
+        _COUNT_CLAIM, {"offer_id": offer_id, "citizen_id": citizen_id, "claim_limit": offer.per_citizen_limit,
+                       "claim_table": "honour_exchanges" if honour else "coupons"},
     ).first()
     if counted is None:
         raise claim_limit_reached()
-    taken = db.session.execute(_TAKE_STOCK, {"offer_id": offer_id, "now": now}).first()
-    if taken is None:
-        raise _why_no_stock(offer_id)
-    coupon_id = int(taken.coupon_id)
-    key = f"coupon:{coupon_id}:hold"
+    claim_id = int(counted.claim_id)
+    if honour:
+        return _exchange_honour(citizen_id, offer, claim_id, now)
+    assert offer.merchant_id is not None  # a coupon's offer always has one (CHECK merchant_unless_honour)
     held = hold(
-        key, citizen_id, merchant_account_code(offer.merchant_id), offer.points_price, timeout_at=expires_at,
-        details={"reason": "coupon_claim", "coupon_id": coupon_id, "offer_id": offer.id,
+        f"coupon:{claim_id}:hold", citizen_id, merchant_account_code(offer.merchant_id), offer.points_price,
+        timeout_at=expires_at,
+        details={"reason": "coupon_claim", "coupon_id": claim_id, "offer_id": offer.id,
                  "merchant_id": offer.merchant_id, "title_zh": offer.title_zh, "title_en": offer.title_en},
     )
-    coupon = Coupon(id=coupon_id, offer_id=offer.id, merchant_id=offer.merchant_id, citizen_id=citizen_id,
-                    points=offer.points_price, hold_id=held.id, status="issued", valid_from=valid_from,
-                    expires_at=expires_at)
-    db.session.add(coupon)
-    db.session.flush()
-    return coupon
+    _take_stock(_TAKE_STOCK_FOR_COUPON, {
+        "offer_id": offer.id, "now": now, "claim_id": claim_id, "merchant_id": offer.merchant_id,
+        "citizen_id": citizen_id, "points": offer.points_price, "hold_id": held.id, "valid_from": valid_from,
+        "expires_at": expires_at,
+    })
+    _audit_claim(citizen_id, offer, "coupon", claim_id)
+    return {
+        **_claim_view(offer, merchant_name_zh, merchant_name_en),
+        "id": claim_id, "status": "issued", "valid_from": valid_from, "expires_at": expires_at, "claimed_at": now,
+        "resolved_at": None, "honour": None,
+    }
+
+
+def _exchange_honour(citizen_id: int, offer: Offer, claim_id: int, now: datetime) -> dict[str, Any]:
+    """Spend the points (posted at once: no hold, no coupon) and grant the offer's badge."""
+    badge_code = offer.badge_code
+    assert badge_code is not None
+    spent = transfer(
+        f"offer:{offer.id}:honour:citizen:{citizen_id}", citizen_account_code(citizen_id),
+        honour_account_code(badge_code), offer.points_price, "exchange", citizen_id=citizen_id,
+        details={"reason": "honour_exchange", "offer_id": offer.id, "exchange_id": claim_id, "badge_code": badge_code,
+                 "title_zh": offer.title_zh, "title_en": offer.title_en},
+    )
+    _take_stock(_TAKE_STOCK_FOR_HONOUR, {
+        "offer_id": offer.id, "now": now, "claim_id": claim_id, "citizen_id": citizen_id, "badge_code": badge_code,
+        "points": offer.points_price, "transfer_id": spent.id,
+    })
+    if not grant_honour(citizen_id, badge_code, source=f"offer:{offer.id}"):
+        raise honour_already_held()
+    _audit_claim(citizen_id, offer, "honour_exchange", claim_id)
+    badge = db.session.get(HonourBadge, badge_code)
+    assert badge is not None
+    return {
+        **_claim_view(offer, None, None),
+        "id": claim_id, "status": "granted", "valid_from": None, "expires_at": None, "claimed_at": now,
+        "resolved_at": now, "honour": {**badge_view(badge), "awarded_at": now, "source": "offer"},
+    }
+
+
+def _take_stock(statement: Any, params: dict[str, Any]) -> None:
+    row = db.session.execute(statement, params).one()
+    if row.taken is None:
+        raise _why_no_stock(params["offer_id"])
+    if row.issued is None:
+        raise honour_already_held()
+
+
+def _audit_claim(citizen_id: int, offer: Offer, object_type: str, object_id: int) -> None:
+    audit("offer.claimed", actor_type="citizen", actor_id=citizen_id, object_type=object_type, object_id=object_id,
+          details={"offer_id": offer.id, "kind": offer.kind, "points": offer.points_price,
+                   **({"badge_code": offer.badge_code} if offer.badge_code else {"merchant_id": offer.merchant_id})})
+
+
+def _claim_view(offer: Offer, merchant_name_zh: str | None, merchant_name_en: str | None) -> dict[str, Any]:
+    return {
+        "offer_id": offer.id, "kind": offer.kind, "title_zh": offer.title_zh, "title_en": offer.title_en,
+        "terms_zh": offer.terms_zh, "terms_en": offer.terms_en, "merchant_id": offer.merchant_id,
+        "merchant_name_zh": merchant_name_zh, "merchant_name_en": merchant_name_en, "points": offer.points_price,
+    }
 
 
 def _why_no_stock(offer_id: int) -> AppError:
@@ -447,12 +595,15 @@ def cancel_coupon(citizen_id: int, coupon_id: int) -> dict[str, Any]:
              "WHERE offer_id = :offer_id AND citizen_id = :citizen_id AND claimed > 0"),
         {"offer_id": row.offer_id, "citizen_id": citizen_id},
     )
+    void_pending(row.hold_id, f"void:{row.hold_id}")
+    # The offer row and the audit chain last, as a claim takes them (module docstring).
     db.session.execute(
         text("UPDATE offers SET remaining = remaining + 1, budget_used = greatest(budget_used - :points, 0) "
              "WHERE id = :offer_id"),
         {"offer_id": row.offer_id, "points": row.points},
     )
-    void_pending(row.hold_id, f"void:{row.hold_id}")
+    audit("coupon.cancelled", actor_type="citizen", actor_id=citizen_id, object_type="coupon", object_id=coupon_id,
+          details={"offer_id": row.offer_id, "points": row.points})
     db.session.expire_all()
     return my_coupon(citizen_id, coupon_id)
 

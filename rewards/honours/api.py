@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, g
+from flask import Response, current_app, g
 from flask_smorest import Blueprint
 
 from app.auth.guard import BEARER_SECURITY, citizen_required
+from app.extensions import limiter
 from app.ledger.account import shanghai_today
 from rewards.honours import service
 from rewards.honours.certificate import render_certificate
@@ -25,6 +26,11 @@ from rewards.honours.schemas import (
 blp = Blueprint("honours", __name__, description="Badges, levels, yearly reports and certificates, leaderboards")
 
 PNG_SCHEMA = {"type": "string", "format": "binary"}
+
+
+def _certificate_limit() -> str:
+    """Read on every request (per citizen: under @citizen_required, which sets the limit's key)."""
+    return current_app.config["RATELIMIT_CERTIFICATE"]
 
 
 @blp.get("/me/honours")
@@ -49,8 +55,13 @@ def my_yearly_report(year: int) -> dict[str, Any]:
 @blp.doc(security=BEARER_SECURITY)
 @blp.response(200, PNG_SCHEMA, content_type="image/png", description="The certificate, a 1240×1754 PNG.")
 @citizen_required
+@limiter.limit(_certificate_limit)
 def my_certificate(year: int) -> Response:
-    """My yearly certificate: nickname (default 低碳市民), year, CO2e and equivalents, drawn on the server."""
+    """My yearly certificate: nickname (default 低碳市民), year, CO2e and equivalents, drawn on the server.
+
+    Drawing it costs real CPU, so each citizen may ask RATELIMIT_CERTIFICATE times (default 10 a
+    minute; then 429 rate_limited with Retry-After); the response may be cached for 5 minutes.
+    """
     report = yearly_report(g.citizen_id, year)
     png = render_certificate(report, service.display_name(g.citizen_id), issued=shanghai_today())
     response = Response(png, mimetype="image/png")

@@ -286,7 +286,7 @@ def _name(zh: str, en: str) -> dict[str, str]:
     return {"zh": zh, "en": en}
 
 
-def _badge_view(badge: HonourBadge) -> dict[str, Any]:
+def badge_view(badge: HonourBadge) -> dict[str, Any]:
     return {
         "code": badge.code,
         "name": _name(badge.name_zh, badge.name_en),
@@ -324,7 +324,7 @@ def my_honours(citizen_id: int, *, now: datetime | None = None) -> dict[str, Any
     }
     badges = {badge.code: badge for badge in db.session.scalars(select(HonourBadge).order_by(HonourBadge.sort_order))}
     earned = [
-        {**_badge_view(badges[code]), "awarded_at": honour.awarded_at, "source": _public_source(honour.source)}
+        {**badge_view(badges[code]), "awarded_at": honour.awarded_at, "source": _public_source(honour.source)}
         for code, honour in sorted(held.items(), key=lambda item: (item[1].awarded_at, item[0]), reverse=True)
     ]
     upcoming: list[tuple[float, int, dict[str, Any]]] = []
@@ -338,7 +338,7 @@ def my_honours(citizen_id: int, *, now: datetime | None = None) -> dict[str, Any
         upcoming.append((
             -current / reached.target,
             badge.sort_order,
-            {**_badge_view(badge), "current": current, "target": reached.target, "unit": reached.unit},
+            {**badge_view(badge), "current": current, "target": reached.target, "unit": reached.unit},
         ))
     upcoming.sort(key=lambda item: (item[0], item[1]))
     level, following = level_for(stats.grams)
@@ -370,7 +370,7 @@ def earned_between(citizen_id: int, start: datetime, end: datetime) -> list[dict
                CitizenHonour.awarded_at < end)
         .order_by(CitizenHonour.awarded_at, CitizenHonour.badge_code)
     ).all()
-    return [{**_badge_view(badge), "awarded_at": honour.awarded_at} for honour, badge in rows]
+    return [{**badge_view(badge), "awarded_at": honour.awarded_at} for honour, badge in rows]
 
 
 # --------------------------------------------------------------------------------------------

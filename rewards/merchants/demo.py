@@ -32,6 +32,7 @@ DEMO_OFFERS = (
     ("voucher", "自带杯兑换券：中杯拿铁", "Bring-your-own-cup voucher: a medium latte", 1500, 200, "食", False),
     ("coupon", "崇明有机大米 8 折", "20% off Chongming organic rice (乡村振兴)", 300, 500, "食", True),
 )
+DEMO_HONOUR_BADGE = "green_pioneer"  # a `granted` badge of rewards/honours/badges.yaml
 DEMO_STAFF = (("demo-admin", "admin"), ("demo-operator", "operator"), ("demo-reviewer", "reviewer"))
 
 
@@ -64,7 +65,8 @@ def load_demo_merchant() -> list[str]:
 
 
 def _load_demo_offers(operator: Actor, merchant_id: int) -> list[str]:
-    """Three live offers, one of them rural-revitalisation (listed first), claimable for a year."""
+    """Three live merchant offers, one of them rural-revitalisation (listed first), and the platform's
+    honour offer (荣誉兑换), claimable for a year."""
     now = utcnow()
     lines = []
     for kind, title_zh, title_en, price, stock, category, rural in DEMO_OFFERS:
@@ -79,5 +81,16 @@ def _load_demo_offers(operator: Actor, merchant_id: int) -> list[str]:
         })
         coupons.update_offer(operator, offer.id, {"status": "live"})
         lines.append(f"offer {offer.id}: {title_en} ({price} points)")
+    honour = coupons.create_offer(operator, {
+        "kind": "honour", "badge_code": DEMO_HONOUR_BADGE, "title_zh": "普惠积分换荣誉：绿色先锋",
+        "title_en": "Exchange points for an honour: Green pioneer",
+        "terms_zh": "每人限兑一次，兑换后即显示在“我的荣誉”。",
+        "terms_en": "Once per person; shown in My honours at once.",
+        "points_price": 200, "total_stock": 10_000, "per_citizen_limit": 1,
+        "claim_starts_at": now - timedelta(days=1), "claim_ends_at": now + timedelta(days=365),
+        "category": "用", "districts": [], "points_budget": None, "rural_revitalisation": False,
+    })
+    coupons.update_offer(operator, honour.id, {"status": "live"})
+    lines.append(f"offer {honour.id}: {honour.title_en} (200 points, 荣誉兑换)")
     return lines
 

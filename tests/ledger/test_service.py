@@ -18,6 +18,7 @@ from app.ledger.service import (
     check_invariants,
     hold,
     ledger_entries,
+    pending_credits,
     post_earnings,
     post_pending,
     transfer,
@@ -31,13 +32,16 @@ LATER = datetime(2099, 1, 1, tzinfo=UTC)
 
 
 def balance_of(code: str) -> tuple[int, int, int, int]:
+    """(debits posted, credits posted, debits pending, credits pending); pending credits are derived
+    from open holds (a hold never writes the credit side's row, which stays at 0)."""
     account = db.session.execute(
         select(
             LedgerAccount.debits_posted, LedgerAccount.credits_posted,
             LedgerAccount.debits_pending, LedgerAccount.credits_pending,
         ).where(LedgerAccount.code == code)
     ).one()
-    return tuple(account)
+    assert account.credits_pending == 0
+    return (account.debits_posted, account.credits_posted, account.debits_pending, pending_credits(code))
 
 
 def transfer_count() -> int:

@@ -8,7 +8,7 @@ import time_machine
 from sqlalchemy import text
 
 from app.extensions import db
-from app.ledger.service import account_balances
+from app.ledger.service import account_balances, pending_credits
 from app.models_base import utcnow
 from rewards.coupons import tokens
 from rewards.coupons.models import Coupon, Offer
@@ -26,11 +26,10 @@ def _citizen(points: int = 1000) -> tuple[int, dict[str, str]]:
 
 
 def _merchant_pending(merchant_id: int) -> tuple[int, int]:
-    row = db.session.execute(
-        text("SELECT credits_pending, credits_posted FROM ledger_accounts WHERE code = :code"),
-        {"code": merchant_account_code(merchant_id)},
-    ).one()
-    return row.credits_pending, row.credits_posted
+    """(points held for the merchant by open holds, points posted to it); the former is derived."""
+    code = merchant_account_code(merchant_id)
+    posted = db.session.scalar(text("SELECT credits_posted FROM ledger_accounts WHERE code = :code"), {"code": code})
+    return pending_credits(code), posted or 0
 
 
 def test_a_claim_holds_the_points_takes_stock_and_issues_a_coupon(client, db_session):

@@ -97,18 +97,26 @@ _SQL_CHECKS = {
         SELECT c.id FROM coupons c
         LEFT JOIN ledger_transfers r ON r.pending_id = c.hold_id
         WHERE c.status = 'expired' AND r.id IS NULL""",
-    "stock out of step with the coupons": """
+    "stock out of step with the coupons and honour exchanges": """
         SELECT o.id FROM offers o
         WHERE o.total_stock - o.remaining
-              <> (SELECT count(*) FROM coupons c WHERE c.offer_id = o.id AND c.status <> 'cancelled')""",
+              <> (SELECT count(*) FROM coupons c WHERE c.offer_id = o.id AND c.status <> 'cancelled')
+                 + (SELECT count(*) FROM honour_exchanges x WHERE x.offer_id = o.id)""",
     "more than one live redemption of a coupon": """
         SELECT coupon_id FROM coupon_redemptions WHERE undone_at IS NULL GROUP BY coupon_id HAVING count(*) > 1""",
-    "merchant pending credits differ from its open holds": """
+    "merchant open holds differ from its issued coupons": """
         SELECT a.id FROM ledger_accounts a
-        WHERE a.kind = 'merchant' AND a.credits_pending <> coalesce((
+        WHERE a.kind = 'merchant' AND coalesce((
             SELECT sum(h.amount) FROM ledger_transfers h
             WHERE h.credit_account_id = a.id AND h.pending
-              AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = h.id)), 0)""",
+              AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = h.id)), 0)
+            <> coalesce((SELECT sum(c.points) FROM coupons c
+                         WHERE a.code = 'merchant:' || c.merchant_id AND c.status = 'issued'), 0)""",
+    "an honour exchange without its spend and its honour": """
+        SELECT x.id FROM honour_exchanges x
+        LEFT JOIN ledger_transfers t ON t.id = x.transfer_id AND NOT t.pending AND t.amount = x.points
+        LEFT JOIN citizen_honours h ON h.citizen_id = x.citizen_id AND h.badge_code = x.badge_code
+        WHERE t.id IS NULL OR h.citizen_id IS NULL""",
 }
 
 

@@ -1,0 +1,1 @@
+"""Appeals for a missing credit: a citizen asks, a reviewer decides."""

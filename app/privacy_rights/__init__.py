@@ -1,0 +1,1 @@
+"""PIPL rights of the data subject: access and portability (export), deletion (Arts. 45, 47)."""
