@@ -19,6 +19,7 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from app.accounts import service as accounts
+from app.accounts.models import Citizen
 from app.accounts.terms import TERMS_VERSION
 from app.auth.providers import ProviderIdentity
 from app.auth.service import attach_identity, citizen_for_identity, find_identity
@@ -128,17 +129,22 @@ def _create_partners() -> dict[str, dict[str, str]]:
     return secrets
 
 
-def _create_demo_citizen() -> int:
+def demo_person(user: str) -> Citizen:
+    """The citizen behind a doubles' user: WeChat and Suishenban (H5) sign-ins reach the same account."""
     from doubles.suishenban import sub_for
     from doubles.wechat import openid_for
 
     config = current_app.config
-    citizen = citizen_for_identity(ProviderIdentity("wechat", openid_for(config["WECHAT_APPID"], DEMO_USER)))
-    # The same person signing in through Suishenban (H5) reaches the same account.
-    suishenban = ProviderIdentity("suishenban", sub_for(config["SUISHENBAN_CLIENT_ID"], DEMO_USER))
+    citizen = citizen_for_identity(ProviderIdentity("wechat", openid_for(config["WECHAT_APPID"], user)))
+    suishenban = ProviderIdentity("suishenban", sub_for(config["SUISHENBAN_CLIENT_ID"], user))
     if find_identity(suishenban) is None:
         attach_identity(citizen.id, suishenban)
     accounts.grant_privacy_consent(citizen.id, TERMS_VERSION)
+    return citizen
+
+
+def _create_demo_citizen() -> int:
+    citizen = demo_person(DEMO_USER)
     for scenario_code in TRAJECTORY_SCENARIOS:
         accounts.grant_trajectory_consent(citizen.id, scenario_code)
     accounts.set_home_district(citizen.id, "xuhui")

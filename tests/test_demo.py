@@ -39,6 +39,18 @@ def test_demo_load_creates_a_citizen_with_credited_history_once(app, committed, 
         assert [o["badge_code"] for o in list_offers(None, 10)["items"] if o["kind"] == "honour"] == [
             "green_pioneer"]  # the platform's honour offer (荣誉兑换)
 
+        from app.auth.providers import ProviderIdentity
+        from app.auth.service import find_identity
+        from doubles.suishenban import sub_for
+        from doubles.wechat import openid_for
+        from rewards.merchants.models import MerchantStaff
+
+        for user in ("demo-merchant", "demo-cashier"):  # merchant mode works from the H5 build too
+            wechat = find_identity(ProviderIdentity("wechat", openid_for(app.config["WECHAT_APPID"], user)))
+            h5 = find_identity(ProviderIdentity("suishenban", sub_for(app.config["SUISHENBAN_CLIENT_ID"], user)))
+            assert wechat is not None and h5 is not None and wechat.citizen_id == h5.citizen_id
+            assert db.session.scalar(select(func.count()).where(MerchantStaff.citizen_id == h5.citizen_id)) == 1
+
         second = runner.invoke(args=["demo", "load"])
         assert second.exit_code == 0
         assert "already loaded" in second.output

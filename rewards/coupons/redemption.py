@@ -110,6 +110,9 @@ def redeem(actor: Actor, store_id: int, *, token: str | None = None, short_code:
                             points=row.points, hold_id=row.hold_id, post_transfer_id=posted.id, redeemed_at=now)
     db.session.add(redemption)
     db.session.flush()
+    # The audit chain last, as claims and undos take it (lock order in rewards/coupons/service.py).
+    audit("coupon.redeemed", actor_type=actor.kind, actor_id=actor.id, object_type="coupon_redemption",
+          object_id=redemption.id, details={"coupon_id": coupon_id, "points": row.points, "store_id": store_id})
     return redemption_view(redemption, row.offer_id, row.title_zh, row.title_en)
 
 

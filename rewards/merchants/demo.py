@@ -8,13 +8,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from flask import current_app
-
-from app.accounts import service as accounts
-from app.accounts.terms import TERMS_VERSION
 from app.auth.guard import Actor
-from app.auth.providers import ProviderIdentity
-from app.auth.service import citizen_for_identity
 from app.models_base import utcnow
 from app.staff import service as staff_service
 from rewards.coupons import service as coupons
@@ -49,16 +43,14 @@ def load_demo_merchant() -> list[str]:
     merchant = service.create_merchant(operator, *DEMO_MERCHANT)
     stores = [service.create_store(operator, merchant.id, name, district, address)
               for name, district, address in DEMO_STORES]
-    appid = current_app.config["WECHAT_APPID"]
-    from doubles.wechat import openid_for
+    from app.demo import demo_person
 
     for user, role, label in DEMO_MERCHANT_USERS:
-        citizen = citizen_for_identity(ProviderIdentity("wechat", openid_for(appid, user)))
-        accounts.grant_privacy_consent(citizen.id, TERMS_VERSION)
+        citizen = demo_person(user)  # WeChat, and Suishenban for merchant mode in the H5 build
         store_ids = [store.id for store in stores] if role == "merchant_admin" else [stores[0].id]
         code, _ = service.issue_invitation(operator, merchant.id, role, store_ids, label)
         service.accept_invitation(citizen.id, code)
-        lines.append(f"merchant {role} of {DEMO_MERCHANT[1]}: WeChat double user \"{user}\", "
+        lines.append(f"merchant {role} of {DEMO_MERCHANT[1]}: WeChat or Suishenban double user \"{user}\", "
                      "then POST /api/v1/merchant/session")
     lines.extend(_load_demo_offers(operator, merchant.id))
     return lines

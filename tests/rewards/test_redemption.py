@@ -96,6 +96,12 @@ def test_a_scanned_token_redeems_the_coupon_once_and_posts_the_hold(client, db_s
     assert replay.headers.get("Idempotent-Replayed") == "true"
     second = _redeem(client, shop.admin, shop.stores[1], token=qr["token"])
     assert (second.status_code, second.json["error"]["code"]) == (409, "coupon_already_used")
+    audited = db.session.execute(  # once: neither the replay nor the refusal records anything
+        select(AuditEntry.actor_type, AuditEntry.actor_id, AuditEntry.object_id, AuditEntry.details)
+        .where(AuditEntry.action == "coupon.redeemed")).all()
+    assert [tuple(row) for row in audited] == [("merchant_staff", str(shop.cashier_id), str(done.json["id"]),
+                                                 {"coupon_id": coupon["id"], "points": 100,
+                                                  "store_id": shop.stores[0]})]
     assert db.session.scalar(select(db.func.count()).select_from(Redemption)) == 1
     assert _merchant_posted(shop.merchant_id) == 100
     qr_again = client.get(f"/api/v1/me/coupons/{coupon['id']}/qr", headers=bearer_for(citizen_id))
