@@ -154,3 +154,22 @@ export function createClient({ baseUrl, transport, storage, now = () => Date.now
     refresh,
   }
 }
+
+/**
+ * POST a write the citizen may retry: the same body is sent again under the same Idempotency-Key (so a
+ * lost answer never creates it twice); a changed body, a success or a refusal (4xx) starts a new key.
+ */
+export function idempotentPoster(client, newKey = newIdempotencyKey) {
+  let pending = null // {body, key}
+  return async function post(path, body) {
+    if (!pending || JSON.stringify(pending.body) !== JSON.stringify(body)) pending = { body, key: newKey() }
+    try {
+      const answer = await client.call('POST', path, { body, headers: { 'Idempotency-Key': pending.key } })
+      pending = null
+      return answer
+    } catch (e) {
+      if (e.status && e.status < 500) pending = null
+      throw e
+    }
+  }
+}

@@ -1,4 +1,4 @@
-import { buildQuery, createClient, MERCHANT_KEY, newIdempotencyKey, TOKENS_KEY } from '../../src/lib/api'
+import { buildQuery, createClient, idempotentPoster, MERCHANT_KEY, newIdempotencyKey, TOKENS_KEY } from '../../src/lib/api'
 
 function memoryStorage() {
   const data = {}
@@ -134,4 +134,26 @@ test('query strings and idempotency keys', () => {
   const keys = new Set(Array.from({ length: 200 }, () => newIdempotencyKey()))
   expect(keys.size).toBe(200)
   for (const key of keys) expect(key).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+})
+
+test('a retried write keeps its Idempotency-Key until it succeeds, is refused, or changes', async () => {
+  const sent = []
+  const answers = [{ status: 503 }, 'ok', { status: 409 }, { status: 0 }, 'ok']
+  const client = {
+    call: async (method, path, { body, headers }) => {
+      sent.push([method, path, body.n, headers['Idempotency-Key']])
+      const answer = answers.shift()
+      if (answer !== 'ok') throw Object.assign(new Error('refused'), answer)
+      return { done: body.n }
+    },
+  }
+  let counter = 0
+  const post = idempotentPoster(client, () => `k${(counter += 1)}`)
+  await expect(post('/me/appeals', { n: 1 })).rejects.toMatchObject({ status: 503 })
+  await expect(post('/me/appeals', { n: 1 })).resolves.toEqual({ done: 1 }) // retried: same key
+  await expect(post('/me/appeals', { n: 1 })).rejects.toMatchObject({ status: 409 }) // a new write: new key
+  await expect(post('/me/appeals', { n: 1 })).rejects.toMatchObject({ status: 0 }) // refused before: new key
+  await expect(post('/me/appeals', { n: 2 })).resolves.toEqual({ done: 2 }) // changed body: new key
+  expect(sent.map((s) => s[3])).toEqual(['k1', 'k1', 'k2', 'k3', 'k4'])
+  expect(sent.every((s) => s[0] === 'POST' && s[1] === '/me/appeals')).toBe(true)
 })
